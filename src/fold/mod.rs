@@ -1,0 +1,306 @@
+//! The domain core's fold: events in, per-task statistics out. No I/O.
+
+pub mod calendar;
+pub mod stats;
+pub mod store;
+
+pub use calendar::{Calendar, Day};
+pub use stats::{Percent, TaskStats};
+pub use store::{Applied, FoldPolicy, Maintenance, Store};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::ids::TaskKey;
+    use crate::events::{CallKey, CallState, Event, EventKind};
+    use proptest::prelude::*;
+
+    const TASK: TaskKey = TaskKey {
+        cc_id: 89,
+        vdn: 92,
+        task_id: 1_122_104_910,
+    };
+    /// 2024-11-24T08:00:00+08:00: a morning in Shanghai.
+    const T0: i64 = 1_732_406_400_000;
+    const HOUR: i64 = 3_600_000;
+    const FAR_FUTURE: i64 = i64::MAX / 2;
+
+    fn store() -> Store {
+        Store::new(
+            Calendar::named("Asia/Shanghai").expect("zone"),
+            FoldPolicy::default(),
+        )
+    }
+
+    fn call(task: TaskKey, id: &str, state: CallState, ts: i64) -> Event {
+        Event {
+            task,
+            ts,
+            kind: EventKind::Call {
+                call: CallKey::of(id),
+                state,
+            },
+        }
+    }
+
+    fn plan(task: TaskKey, planned: u64, ts: i64) -> Event {
+        Event {
+            task,
+            ts,
+            kind: EventKind::Task { planned },
+        }
+    }
+
+    fn day0(s: &Store) -> Day {
+        s.calendar().day_of(T0)
+    }
+
+    #[test]
+    fn the_vendor_example() {
+        use CallState::*;
+        let s = store();
+        let events = [
+            plan(TASK, 8, T0),
+            call(TASK, "a", Queued, T0 + 1),
+            call(TASK, "a", Dialing, T0 + 2),
+            call(TASK, "a", Connected, T0 + 3),
+            call(TASK, "a", Finished, T0 + 4),
+            call(TASK, "b", Queued, T0 + 1),
+            call(TASK, "b", Connected, T0 + 5),
+            call(TASK, "b", Finished, T0 + 9),
+            call(TASK, "c", Dialing, T0 + 1),
+            call(TASK, "c", Failed, T0 + 6),
+            call(TASK, "d", Failed, T0 + 7),
+        ];
+        for e in &events {
+            s.apply(e, FAR_FUTURE);
+        }
+        let st = s.stats(&TASK, day0(&s));
+        assert_eq!(
+            st,
+            TaskStats {
+                total: 4,
+                succ: 2,
+                fail: 2,
+                comp: 4,
+                wait: 0,
+                exec: 0,
+                planned: 8
+            }
+        );
+        assert_eq!(st.succ_rate().to_string(), "50%");
+        assert_eq!(st.comp_rate().to_string(), "50%");
+    }
+
+    #[test]
+    fn states_only_move_up_and_duplicates_change_nothing() {
+        use CallState::*;
+        let s = store();
+        assert_eq!(s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE), Applied::Changed);
+        assert_eq!(s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE), Applied::Unchanged);
+        assert_eq!(s.apply(&call(TASK, "x", Failed, T0), FAR_FUTURE), Applied::Unchanged);
+        assert_eq!(s.apply(&call(TASK, "x", Queued, T0), FAR_FUTURE), Applied::Unchanged);
+        let st = s.stats(&TASK, day0(&s));
+        assert_eq!((st.total, st.succ, st.fail, st.exec, st.wait), (1, 1, 0, 1, 0));
+        // Answered and failed: counts as answered, whatever the arrival order.
+        s.apply(&call(TASK, "y", Failed, T0), FAR_FUTURE);
+        s.apply(&call(TASK, "y", Connected, T0), FAR_FUTURE);
+        let st = s.stats(&TASK, day0(&s));
+        assert_eq!((st.total, st.succ, st.fail, st.comp), (2, 2, 0, 0));
+    }
+
+    #[test]
+    fn an_earlier_event_moves_the_call_to_its_day() {
+        use CallState::*;
+        let s = store();
+        let d = day0(&s);
+        s.apply(&call(TASK, "x", Finished, T0 + 24 * HOUR), FAR_FUTURE);
+        assert_eq!(s.stats(&TASK, d + 1).total, 1);
+        s.apply(&call(TASK, "x", Queued, T0), FAR_FUTURE);
+        assert_eq!(s.stats(&TASK, d + 1).total, 0);
+        let st = s.stats(&TASK, d);
+        assert_eq!((st.total, st.succ, st.comp), (1, 1, 1));
+    }
+
+    #[test]
+    fn plan_is_the_latest_of_the_day_and_ties_take_the_greater() {
+        let s = store();
+        let d = day0(&s);
+        s.apply(&plan(TASK, 10, T0 + 5), FAR_FUTURE);
+        s.apply(&plan(TASK, 30, T0 + 1), FAR_FUTURE);
+        assert_eq!(s.stats(&TASK, d).planned, 10);
+        s.apply(&plan(TASK, 7, T0 + 5), FAR_FUTURE);
+        assert_eq!(s.stats(&TASK, d).planned, 10);
+        s.apply(&plan(TASK, 12, T0 + 5), FAR_FUTURE);
+        assert_eq!(s.stats(&TASK, d).planned, 12);
+        s.apply(&plan(TASK, 3, T0 + 24 * HOUR), FAR_FUTURE);
+        assert_eq!(s.stats(&TASK, d).planned, 12, "another day's plan is its own");
+        assert_eq!(s.stats(&TASK, d + 1).planned, 3);
+    }
+
+    #[test]
+    fn stale_calls_leave_wait_and_exec_but_keep_day_counts() {
+        use CallState::*;
+        let s = store();
+        let d = day0(&s);
+        s.apply(&call(TASK, "q", Queued, T0), FAR_FUTURE);
+        s.apply(&call(TASK, "c", Connected, T0), FAR_FUTURE);
+        let other = TaskKey { task_id: 7, ..TASK };
+        // 24 h later in event time, on another task: the watermark moves.
+        s.apply(&call(other, "z", Queued, T0 + 24 * HOUR + 1), FAR_FUTURE);
+        let m = s.maintain();
+        assert_eq!(m.calls_expired, 2);
+        let st = s.stats(&TASK, d);
+        assert_eq!((st.total, st.wait, st.exec, st.succ), (2, 0, 0, 1));
+        assert_eq!(s.calls_expired_total(), 2);
+        // A fresh event brings the call back.
+        s.apply(&call(TASK, "c", Finished, T0 + 24 * HOUR), FAR_FUTURE);
+        s.apply(&call(TASK, "q", Dialing, T0 + 24 * HOUR), FAR_FUTURE);
+        let st = s.stats(&TASK, d);
+        assert_eq!((st.total, st.wait, st.exec, st.succ, st.comp), (2, 0, 1, 1, 1));
+    }
+
+    #[test]
+    fn retention_drops_old_days_and_ignores_events_older_than_it() {
+        use CallState::*;
+        let s = store();
+        let d = day0(&s);
+        s.apply(&call(TASK, "old", Queued, T0), FAR_FUTURE);
+        s.apply(&plan(TASK, 5, T0), FAR_FUTURE);
+        s.apply(&call(TASK, "new", Queued, T0 + 48 * HOUR), FAR_FUTURE);
+        let m = s.maintain();
+        assert_eq!(m.calls_dropped, 1);
+        assert_eq!(s.calls_tracked(), 1);
+        assert_eq!(s.stats(&TASK, d), TaskStats { wait: 1, ..TaskStats::default() });
+        assert_eq!(
+            s.apply(&call(TASK, "older", Failed, T0), FAR_FUTURE),
+            Applied::TooOld
+        );
+        assert_eq!(s.apply(&plan(TASK, 9, T0), FAR_FUTURE), Applied::TooOld);
+        assert_eq!(s.stats(&TASK, d + 2).total, 1);
+    }
+
+    #[test]
+    fn events_from_the_future_are_refused() {
+        let s = store();
+        let e = call(TASK, "x", CallState::Queued, T0 + HOUR);
+        assert_eq!(s.apply(&e, T0), Applied::FromTheFuture);
+        assert_eq!(s.watermark(), 0, "a refused event does not move the watermark");
+        assert_eq!(s.apply(&e, T0 + HOUR - 1), Applied::Changed);
+    }
+
+    #[test]
+    fn tasks_are_independent_and_unknown_tasks_are_zero() {
+        let s = store();
+        s.apply(&call(TASK, "x", CallState::Failed, T0), FAR_FUTURE);
+        let other = TaskKey { vdn: 93, ..TASK };
+        assert_eq!(s.stats(&other, day0(&s)), TaskStats::default());
+        assert_eq!(s.stats(&TASK, day0(&s)).fail, 1);
+    }
+
+    // ---- properties ----------------------------------------------------------------------------
+
+    /// A generated log: a few tasks, calls with random state sequences and times spread over two
+    /// local days (inside the retention window), plans, and duplicates.
+    fn arb_log() -> impl Strategy<Value = Vec<Event>> {
+        let task = (0u128..3, 90u16..92).prop_map(|(task_id, vdn)| TaskKey {
+            cc_id: 1,
+            vdn,
+            task_id,
+        });
+        let state = prop::sample::select(CallState::ALL.to_vec());
+        let call_event = (task.clone(), 0u8..12, state, 0i64..40 * HOUR).prop_map(
+            |(task, id, state, dt)| call(task, &format!("c{id}"), state, T0 - 8 * HOUR + dt),
+        );
+        let plan_event = (task, 0u64..20, 0i64..40 * HOUR)
+            .prop_map(|(task, n, dt)| plan(task, n, T0 - 8 * HOUR + (dt / HOUR) * HOUR));
+        prop::collection::vec(prop_oneof![4 => call_event, 1 => plan_event], 0..80)
+    }
+
+    fn fold(events: &[Event], maintain_every: usize) -> Store {
+        let s = Store::new(
+            Calendar::named("Asia/Shanghai").expect("zone"),
+            FoldPolicy {
+                stale_after_ms: 20 * HOUR,
+                ..FoldPolicy::default()
+            },
+        );
+        for (i, e) in events.iter().enumerate() {
+            s.apply(e, FAR_FUTURE);
+            if maintain_every > 0 && i % maintain_every == 0 {
+                s.maintain();
+            }
+        }
+        s.maintain();
+        s
+    }
+
+    fn all_stats(s: &Store) -> Vec<(TaskKey, Day, TaskStats)> {
+        let d = day0(s);
+        let mut keys = s.task_keys();
+        keys.sort();
+        keys.into_iter()
+            .flat_map(|k| (d - 1..=d + 1).map(move |day| (k, day)))
+            .map(|(k, day)| (k, day, s.stats(&k, day)))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_order_and_any_duplicates_give_the_same_statistics(
+            log in arb_log(),
+            seed in any::<u64>(),
+            dup_mask in any::<u64>(),
+            maintain_every in 0usize..7,
+        ) {
+            let expected = all_stats(&fold(&log, 0));
+            // A permutation with duplicates: shuffle deterministically from the seed and repeat
+            // the events the mask selects.
+            let mut shuffled: Vec<Event> = log.clone();
+            for (i, e) in log.iter().enumerate() {
+                if dup_mask >> (i % 64) & 1 == 1 {
+                    shuffled.push(*e);
+                }
+            }
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            prop_assert_eq!(all_stats(&fold(&shuffled, maintain_every)), expected);
+        }
+
+        #[test]
+        fn the_invariants_of_events_md_hold(log in arb_log()) {
+            let s = fold(&log, 3);
+            for key in s.task_keys() {
+                let task = s.task(&key).expect("listed task exists");
+                let mut waiting = 0;
+                let mut executing = 0;
+                for c in task.calls.values() {
+                    if c.expired { continue; }
+                    match c.state {
+                        CallState::Queued => waiting += 1,
+                        CallState::Dialing | CallState::Connected => executing += 1,
+                        _ => {}
+                    }
+                }
+                prop_assert_eq!(task.waiting, waiting);
+                prop_assert_eq!(task.executing, executing);
+                for d in &task.days {
+                    let st = s.stats(&key, d.day);
+                    let calls_of_day: Vec<_> = task.calls.values().filter(|c| c.day == d.day).collect();
+                    let not_ended = calls_of_day.iter()
+                        .filter(|c| matches!(c.state, CallState::Queued | CallState::Dialing))
+                        .count() as u64;
+                    let finished = calls_of_day.iter().filter(|c| c.state == CallState::Finished).count() as u64;
+                    prop_assert_eq!(st.total, calls_of_day.len() as u64);
+                    // totalCount = succCount + failCount + calls of that day still waiting or
+                    // dialing (a CONNECTED call is already in succCount).
+                    prop_assert_eq!(st.total, st.succ + st.fail + not_ended);
+                    prop_assert_eq!(st.comp, st.fail + finished);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! The fold: per-task state built from call events, shared between the one writer (the consumer)
+//! and many readers (request handlers).
+//!
+//! Design notes
+//! - A call's state only moves up (`CallState` order) and its day comes from the *earliest* `ts`
+//!   seen, so applying an event is a join in a semilattice: order and duplicates do not matter.
+//! - Counters are kept incrementally (per day and state, plus the task's live waiting/executing
+//!   calls) so a query reads a handful of integers and never scans calls.
+//! - Time that decides what is kept (retention, stale calls) is *event* time, the greatest `ts`
+//!   seen (the watermark), so a replica replaying the log later folds to the same state as one
+//!   that read it live. Only "which day is today" is wall-clock time, looked up per query.
+//! - Stale calls are taken out of waiting/executing by [`Store::maintain`], which the consumer
+//!   runs between batches; [`Store::apply`] also re-checks the one call it touches.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+use super::calendar::{Calendar, Day};
+use super::stats::TaskStats;
+use crate::events::ids::TaskKey;
+use crate::events::{CallKey, CallState, Event, EventKind};
+
+/// What the fold keeps and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldPolicy {
+    /// Days of calls kept, today included (2: today and yesterday).
+    pub retention_days: u16,
+    /// A QUEUED/DIALING/CONNECTED call whose latest event is older than this (in event time)
+    /// leaves waitCount/execCount.
+    pub stale_after_ms: i64,
+    /// Events stamped further than this ahead of the wall clock are refused: one bad producer
+    /// clock would otherwise drag the watermark forward and expire every live call.
+    pub max_future_ms: i64,
+}
+
+impl Default for FoldPolicy {
+    fn default() -> Self {
+        FoldPolicy {
+            retention_days: 2,
+            stale_after_ms: 24 * 3_600_000,
+            max_future_ms: 15 * 60_000,
+        }
+    }
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The state changed.
+    Changed,
+    /// Nothing to change: a duplicate, or a state not above the call's current one.
+    Unchanged,
+    /// The event's day is older than the retention window: ignored.
+    TooOld,
+    /// The event's `ts` is too far ahead of the wall clock: refused.
+    FromTheFuture,
+}
+
+/// One tracked call. Small and `Copy`: this is the per-call memory cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// Local day of `first_ts`, kept to avoid a time-zone lookup on every event of the call.
+    pub day: Day,
+    pub state: CallState,
+    /// Taken out of waiting/executing because no event came for too long.
+    pub expired: bool,
+}
+
+/// Whether a call counts in waitCount or execCount right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    Waiting,
+    Executing,
+}
+
+impl Call {
+    fn activity(&self) -> Option<Activity> {
+        if self.expired {
+            return None;
+        }
+        match self.state {
+            CallState::Queued => Some(Activity::Waiting),
+            CallState::Dialing | CallState::Connected => Some(Activity::Executing),
+            CallState::Failed | CallState::Finished => None,
+        }
+    }
+}
+
+/// Counters of one task for one local day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    pub day: Day,
+    /// Calls of this day by current state, indexed by `CallState::index`.
+    pub by_state: [u32; 5],
+    pub plan: Option<Plan>,
+}
+
+/// The plan of a day: the TASK event with the greatest `ts`, on equal `ts` the greater value.
+/// Ordering the pair lexicographically is exactly that rule, so keeping the max folds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Plan {
+    pub ts: i64,
+    pub planned: u64,
+}
+
+impl DayCounts {
+    fn new(day: Day) -> Self {
+        DayCounts {
+            day,
+            ..DayCounts::default()
+        }
+    }
+
+    fn count(&self, states: &[CallState]) -> u64 {
+        states
+            .iter()
+            .map(|s| u64::from(self.by_state[s.index()]))
+            .sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.plan.is_none() && self.by_state.iter().all(|&n| n == 0)
+    }
+}
+
+/// Call keys are already hashes: hashing them again would only cost time.
+#[derive(Default)]
+pub struct CallKeyHasher(u64);
+
+impl Hasher for CallKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub type CallMap = HashMap<CallKey, Call, BuildHasherDefault<CallKeyHasher>>;
+
+/// Everything known about one task.
+#[derive(Debug, Clone, Default)]
+pub struct TaskState {
+    pub calls: CallMap,
+    /// Ascending by day; a handful at most (the retention window).
+    pub days: Vec<DayCounts>,
+    pub waiting: u32,
+    pub executing: u32,
+    /// A lower bound of `last_ts` over the calls counted in waiting/executing (`i64::MAX` when
+    /// none), so a maintenance pass can skip tasks with nothing to expire without a scan.
+    oldest_active: i64,
+}
+
+impl TaskState {
+    fn new() -> Self {
+        TaskState {
+            oldest_active: i64::MAX,
+            ..TaskState::default()
+        }
+    }
+
+    fn day_mut(&mut self, day: Day) -> &mut DayCounts {
+        let i = match self.days.binary_search_by_key(&day, |d| d.day) {
+            Ok(i) => i,
+            Err(i) => {
+                self.days.insert(i, DayCounts::new(day));
+                i
+            }
+        };
+        &mut self.days[i]
+    }
+
+    pub fn day(&self, day: Day) -> Option<&DayCounts> {
+        self.days
+            .binary_search_by_key(&day, |d| d.day)
+            .ok()
+            .map(|i| &self.days[i])
+    }
+
+    fn add(&mut self, call: &Call) {
+        let bucket = self.day_mut(call.day);
+        bucket.by_state[call.state.index()] += 1;
+        match call.activity() {
+            Some(Activity::Waiting) => self.waiting += 1,
+            Some(Activity::Executing) => self.executing += 1,
+            None => return,
+        }
+        self.oldest_active = self.oldest_active.min(call.last_ts);
+    }
+
+    fn remove(&mut self, call: &Call) {
+        if let Ok(i) = self.days.binary_search_by_key(&call.day, |d| d.day) {
+            let n = &mut self.days[i].by_state[call.state.index()];
+            *n = n.saturating_sub(1);
+        }
+        self.remove_activity(call);
+    }
+
+    fn remove_activity(&mut self, call: &Call) {
+        match call.activity() {
+            Some(Activity::Waiting) => self.waiting = self.waiting.saturating_sub(1),
+            Some(Activity::Executing) => self.executing = self.executing.saturating_sub(1),
+            None => {}
+        }
+    }
+
+    /// Drops what fell out of the retention window and expires stale calls. Returns the number
+    /// of calls dropped and expired.
+    fn sweep(&mut self, watermark: i64, min_day: Day, stale_after_ms: i64) -> (u64, u64) {
+        let (mut dropped, mut expired) = (0, 0);
+        let mut oldest_active = i64::MAX;
+        let mut out_of_window = Vec::new();
+        for (key, call) in self.calls.iter_mut() {
+            if call.day < min_day {
+                out_of_window.push(*key);
+                continue;
+            }
+            if call.activity().is_some() {
+                if watermark.saturating_sub(call.last_ts) > stale_after_ms {
+                    expired += 1;
+                    match call.activity() {
+                        Some(Activity::Waiting) => self.waiting = self.waiting.saturating_sub(1),
+                        Some(Activity::Executing) => {
+                            self.executing = self.executing.saturating_sub(1)
+                        }
+                        None => {}
+                    }
+                    call.expired = true;
+                } else {
+                    oldest_active = oldest_active.min(call.last_ts);
+                }
+            }
+        }
+        for key in out_of_window {
+            if let Some(call) = self.calls.remove(&key) {
+                self.remove_activity(&call);
+                dropped += 1;
+            }
+        }
+        self.days.retain(|d| d.day >= min_day);
+        self.oldest_active = oldest_active;
+        (dropped, expired)
+    }
+
+    fn needs_sweep(&self, watermark: i64, min_day: Day, stale_after_ms: i64) -> bool {
+        self.days.first().is_some_and(|d| d.day < min_day)
+            || (self.oldest_active != i64::MAX
+                && watermark.saturating_sub(self.oldest_active) > stale_after_ms)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.calls.is_empty() && self.days.iter().all(DayCounts::is_empty)
+    }
+
+    /// Applies one call event; `min_day` is the oldest day the retention window keeps.
+    fn apply_call(
+        &mut self,
+        key: CallKey,
+        state: CallState,
+        ts: i64,
+        day: Day,
+        ctx: &ApplyContext,
+    ) -> (Applied, i64) {
+        use std::collections::hash_map::Entry;
+        let stale = |last_ts: i64| ctx.watermark.saturating_sub(last_ts) > ctx.stale_after_ms;
+        match self.calls.entry(key) {
+            Entry::Vacant(slot) => {
+                if day < ctx.min_day {
+                    return (Applied::TooOld, 0);
+                }
+                let call = Call {
+                    first_ts: ts,
+                    last_ts: ts,
+                    day,
+                    state,
+                    expired: stale(ts),
+                };
+                slot.insert(call);
+                self.add(&call);
+                (Applied::Changed, 1)
+            }
+            Entry::Occupied(mut slot) => {
+                let old = *slot.get();
+                let mut new = old;
+                new.state = old.state.max(state);
+                if ts < old.first_ts {
+                    new.first_ts = ts;
+                    new.day = day;
+                }
+                new.last_ts = old.last_ts.max(ts);
+                new.expired = stale(new.last_ts);
+                if new == old {
+                    return (Applied::Unchanged, 0);
+                }
+                if new.day < ctx.min_day {
+                    // An earlier event moved the call to a day the window no longer keeps.
+                    slot.remove();
+                    self.remove(&old);
+                    return (Applied::Changed, -1);
+                }
+                *slot.get_mut() = new;
+                self.remove(&old);
+                self.add(&new);
+                (Applied::Changed, 0)
+            }
+        }
+    }
+
+    fn apply_plan(&mut self, plan: Plan, day: Day, min_day: Day) -> Applied {
+        if day < min_day {
+            return Applied::TooOld;
+        }
+        let bucket = self.day_mut(day);
+        if bucket.plan.is_some_and(|p| p >= plan) {
+            return Applied::Unchanged;
+        }
+        bucket.plan = Some(plan);
+        Applied::Changed
+    }
+
+    /// The served numbers for `day`.
+    pub fn stats(&self, day: Day) -> TaskStats {
+        use CallState::*;
+        let (total, succ, fail, comp, planned) = match self.day(day) {
+            Some(d) => (
+                d.count(&CallState::ALL),
+                d.count(&[Connected, Finished]),
+                d.count(&[Failed]),
+                d.count(&[Failed, Finished]),
+                d.plan.map_or(0, |p| p.planned),
+            ),
+            None => (0, 0, 0, 0, 0),
+        };
+        TaskStats {
+            total,
+            succ,
+            fail,
+            comp,
+            wait: u64::from(self.waiting),
+            exec: u64::from(self.executing),
+            planned,
+        }
+    }
+}
+
+struct ApplyContext {
+    watermark: i64,
+    min_day: Day,
+    stale_after_ms: i64,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub calls_dropped: u64,
+    pub calls_expired: u64,
+    pub tasks_dropped: u64,
+}
+
+type TaskMap = DashMap<TaskKey, TaskState, xxhash_rust::xxh3::Xxh3Builder>;
+
+/// The concurrent store of all tasks. Readers and the writer share it through an `Arc`.
+pub struct Store {
+    tasks: TaskMap,
+    calendar: Calendar,
+    policy: FoldPolicy,
+    /// The greatest event `ts` applied: the store's notion of "now" for what it keeps.
+    watermark: AtomicI64,
+    calls_tracked: AtomicI64,
+    calls_expired_total: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("tasks", &self.tasks.len())
+            .field("calls", &self.calls_tracked())
+            .field("watermark", &self.watermark())
+            .finish()
+    }
+}
+
+impl Store {
+    pub fn new(calendar: Calendar, policy: FoldPolicy) -> Self {
+        Store {
+            tasks: TaskMap::with_hasher(xxhash_rust::xxh3::Xxh3Builder::new()),
+            calendar,
+            policy,
+            watermark: AtomicI64::new(0),
+            calls_tracked: AtomicI64::new(0),
+            calls_expired_total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    pub fn policy(&self) -> FoldPolicy {
+        self.policy
+    }
+
+    pub fn watermark(&self) -> i64 {
+        self.watermark.load(Ordering::Acquire)
+    }
+
+    /// The oldest day the retention window keeps, for a given watermark.
+    fn min_day(&self, watermark: i64) -> Day {
+        self.calendar
+            .day_of(watermark)
+            .saturating_sub(i32::from(self.policy.retention_days.max(1)) - 1)
+    }
+
+    /// Folds one event. `now_ms` is the wall clock, used only to refuse events from the future.
+    pub fn apply(&self, event: &Event, now_ms: i64) -> Applied {
+        if event.ts > now_ms.saturating_add(self.policy.max_future_ms) {
+            return Applied::FromTheFuture;
+        }
+        let watermark = self
+            .watermark
+            .fetch_max(event.ts, Ordering::AcqRel)
+            .max(event.ts);
+        let min_day = self.min_day(watermark);
+        let day = self.calendar.day_of(event.ts);
+        if day < min_day {
+            // A new call or plan this old is ignored; an existing call's older event would move
+            // it out of the window, which maintenance does anyway.
+            if let EventKind::Task { .. } = event.kind {
+                return Applied::TooOld;
+            }
+            if !self.tasks.contains_key(&event.task) {
+                return Applied::TooOld;
+            }
+        }
+        let mut task = self.tasks.entry(event.task).or_insert_with(TaskState::new);
+        match event.kind {
+            EventKind::Call { call, state } => {
+                let ctx = ApplyContext {
+                    watermark,
+                    min_day,
+                    stale_after_ms: self.policy.stale_after_ms,
+                };
+                let (applied, calls_delta) = task.apply_call(call, state, event.ts, day, &ctx);
+                if calls_delta != 0 {
+                    self.calls_tracked.fetch_add(calls_delta, Ordering::Relaxed);
+                }
+                applied
+            }
+            EventKind::Task { planned } => task.apply_plan(
+                Plan {
+                    ts: event.ts,
+                    planned,
+                },
+                day,
+                min_day,
+            ),
+        }
+    }
+
+    /// Expires stale calls and drops calls and days that left the retention window, by the
+    /// current watermark. Cheap when there is nothing to do: one bound check per task.
+    pub fn maintain(&self) -> Maintenance {
+        let watermark = self.watermark();
+        if watermark == 0 {
+            return Maintenance::default();
+        }
+        let min_day = self.min_day(watermark);
+        let stale = self.policy.stale_after_ms;
+        let mut report = Maintenance::default();
+        let mut emptied = false;
+        for mut task in self.tasks.iter_mut() {
+            if task.needs_sweep(watermark, min_day, stale) {
+                let (dropped, expired) = task.sweep(watermark, min_day, stale);
+                report.calls_dropped += dropped;
+                report.calls_expired += expired;
+                emptied |= task.is_empty();
+            }
+        }
+        if emptied {
+            let before = self.tasks.len();
+            self.tasks.retain(|_, task| !task.is_empty());
+            report.tasks_dropped = (before - self.tasks.len()) as u64;
+        }
+        if report.calls_dropped > 0 {
+            self.calls_tracked
+                .fetch_sub(report.calls_dropped as i64, Ordering::Relaxed);
+        }
+        self.calls_expired_total
+            .fetch_add(report.calls_expired, Ordering::Relaxed);
+        report
+    }
+
+    /// The numbers of a task for a day; a task never seen has all zeros.
+    pub fn stats(&self, task: &TaskKey, day: Day) -> TaskStats {
+        self.tasks
+            .get(task)
+            .map_or_else(TaskStats::default, |t| t.stats(day))
+    }
+
+    /// A copy of one task's state, for tests and diagnostics.
+    pub fn task(&self, task: &TaskKey) -> Option<TaskState> {
+        self.tasks.get(task).map(|t| t.clone())
+    }
+
+    pub fn task_keys(&self) -> Vec<TaskKey> {
+        self.tasks.iter().map(|t| *t.key()).collect()
+    }
+
+    pub fn tasks_tracked(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn calls_tracked(&self) -> u64 {
+        self.calls_tracked.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn calls_expired_total(&self) -> u64 {
+        self.calls_expired_total.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,250 @@
+//! Prometheus metrics. One registry per service instance (not the global default), so tests can
+//! run several instances in one process and read each one's numbers.
+//!
+//! Label values come from closed sets only (reasons, categories, result codes, partitions): never
+//! a task, an AK or anything else a client chooses.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::events::Rejection;
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_consumed: IntCounter,
+    /// Valid events folded, by whether they changed the state (`changed`) or not (`unchanged`:
+    /// duplicates, redeliveries, states below the call's current one).
+    pub events_applied: IntCounterVec,
+    pub events_rejected: IntCounterVec,
+    pub partition_next_offset: IntGaugeVec,
+    pub partition_end_offset: IntGaugeVec,
+    pub partition_lag: IntGaugeVec,
+    pub event_visible_delay: Histogram,
+    pub fold_batch_duration: Histogram,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub auth_failures: IntCounterVec,
+    pub tasks_tracked: IntGauge,
+    pub calls_tracked: IntGauge,
+    pub calls_expired: IntCounter,
+    pub ready: IntGauge,
+    pub consumer_errors: IntCounterVec,
+    pub snapshot_age: prometheus::Gauge,
+    pub snapshot_duration: Histogram,
+    pub snapshot_size: IntGauge,
+}
+
+/// The label values of `events_rejected` beyond the decoder's reasons: events that are valid JSON
+/// but that the fold refuses.
+pub const REJECT_FROM_THE_FUTURE: &str = "ts_in_future";
+pub const REJECT_TOO_OLD: &str = "too_old";
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(c.clone())).expect("unique metric name");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry.register(Box::new(c.clone())).expect("unique metric name");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(g.clone())).expect("unique metric name");
+    g
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry.register(Box::new(g.clone())).expect("unique metric name");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric definition");
+    registry.register(Box::new(h.clone())).expect("unique metric name");
+    h
+}
+
+impl Metrics {
+    /// Builds and registers every metric. The definitions are constants, so registration can
+    /// only fail on a programming error, caught by the tests below.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let latency = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        let m = Metrics {
+            events_consumed: counter(
+                &r,
+                "realstat_events_consumed_total",
+                "Messages read from the event topic.",
+            ),
+            events_applied: counter_vec(
+                &r,
+                "realstat_events_applied_total",
+                "Valid events folded, by effect (changed, unchanged).",
+                &["effect"],
+            ),
+            events_rejected: counter_vec(
+                &r,
+                "realstat_events_rejected_total",
+                "Events skipped, by reason.",
+                &["reason"],
+            ),
+            partition_next_offset: gauge_vec(
+                &r,
+                "realstat_partition_next_offset",
+                "Next offset to apply, per partition.",
+                &["partition"],
+            ),
+            partition_end_offset: gauge_vec(
+                &r,
+                "realstat_partition_end_offset",
+                "Last known end (high watermark) offset, per partition.",
+                &["partition"],
+            ),
+            partition_lag: gauge_vec(
+                &r,
+                "realstat_partition_lag",
+                "End offset minus next offset to apply, per partition (messages).",
+                &["partition"],
+            ),
+            event_visible_delay: histogram(
+                &r,
+                "realstat_event_visible_delay_seconds",
+                "Delay from an event's ts to the moment it is visible to queries.",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            fold_batch_duration: histogram(
+                &r,
+                "realstat_fold_batch_duration_seconds",
+                "Time to decode and fold one batch of messages.",
+                latency.clone(),
+            ),
+            requests: counter_vec(
+                &r,
+                "realstat_requests_total",
+                "realstatistic requests by HTTP status and resultCode.",
+                &["status", "code"],
+            ),
+            request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "realstat_request_duration_seconds",
+                    "realstatistic request latency, by resultCode.",
+                )
+                .buckets(latency),
+                &["code"],
+            )
+            .expect("valid metric definition"),
+            auth_failures: counter_vec(
+                &r,
+                "realstat_auth_failures_total",
+                "Failed authentications by category.",
+                &["category"],
+            ),
+            tasks_tracked: gauge(&r, "realstat_tasks_tracked", "Tasks in memory."),
+            calls_tracked: gauge(&r, "realstat_calls_tracked", "Calls in memory."),
+            calls_expired: counter(
+                &r,
+                "realstat_calls_expired_total",
+                "Calls taken out of waitCount/execCount for having no news too long.",
+            ),
+            ready: gauge(
+                &r,
+                "realstat_ready",
+                "1 when caught up with the log and serving, else 0.",
+            ),
+            consumer_errors: counter_vec(
+                &r,
+                "realstat_consumer_errors_total",
+                "Errors reported by the Kafka consumer, by kind.",
+                &["kind"],
+            ),
+            snapshot_age: {
+                let g = prometheus::Gauge::new(
+                    "realstat_snapshot_age_seconds",
+                    "Seconds since the last snapshot was written (or loaded).",
+                )
+                .expect("valid metric definition");
+                r.register(Box::new(g.clone())).expect("unique metric name");
+                g
+            },
+            snapshot_duration: histogram(
+                &r,
+                "realstat_snapshot_duration_seconds",
+                "Time to write one snapshot.",
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            snapshot_size: gauge(
+                &r,
+                "realstat_snapshot_size_bytes",
+                "Size of the last snapshot written.",
+            ),
+            registry: r,
+        };
+        m.registry
+            .register(Box::new(m.request_duration.clone()))
+            .expect("unique metric name");
+        let build = IntGaugeVec::new(
+            Opts::new("realstat_build_info", "Build of the running binary."),
+            &["version", "git"],
+        )
+        .expect("valid metric definition");
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown")])
+            .set(1);
+        m.registry
+            .register(Box::new(build))
+            .expect("unique metric name");
+        // Create every closed-set series up front, so dashboards see zeros rather than nothing.
+        for r in Rejection::ALL {
+            m.events_rejected.with_label_values(&[r.label()]);
+        }
+        for reason in [REJECT_FROM_THE_FUTURE, REJECT_TOO_OLD] {
+            m.events_rejected.with_label_values(&[reason]);
+        }
+        for effect in ["changed", "unchanged"] {
+            m.events_applied.with_label_values(&[effect]);
+        }
+        m
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_metrics_register_and_render() {
+        let m = Metrics::new();
+        m.events_rejected.with_label_values(&["not_json"]).inc();
+        let text = m.render();
+        assert!(text.contains("realstat_events_rejected_total{reason=\"not_json\"} 1"));
+        assert!(text.contains("realstat_build_info{"));
+        // Two instances do not clash: each has its own registry.
+        let _other = Metrics::new();
+    }
+}
