@@ -13,11 +13,15 @@ use crate::config::LogFormat;
     version,
     about = "Real-time statistics of outbound call-center tasks: the CC-CMS realstatistic interface, \
              computed from iSales call events on Kafka.",
-    long_about = None
+    long_about = None,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `serve`'s flags, for running without a subcommand (`realstat --listen ...`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]

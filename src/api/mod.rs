@@ -1,0 +1,179 @@
+//! The realstatistic endpoint: `POST /rest/cmsapp/v1/openapi/fromisales/realstatistic`.
+//!
+//! The checks run in this order, each with its row of the error table in api.md: method (405),
+//! body size (413), authentication (401), Content-Type and body (0100002), the key's scope
+//! (0101003), readiness (503), then the answer. Authentication comes before parsing so an
+//! unauthenticated client learns nothing about the parameters it sends; it needs the body,
+//! which is part of the signature, so the size limit comes first.
+
+pub mod request;
+pub mod response;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::c2::HeaderLookup;
+use crate::auth::{self, AuthError, Keys};
+use crate::fold::Store;
+use crate::ingest::Readiness;
+use crate::metrics::Metrics;
+use response::{ApiError, Realstatistic};
+
+pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic";
+/// api.md: "at most 4 KiB".
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// What request handlers share. Cheap to clone: everything is behind `Arc`s.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub keys: Keys,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub default_cc_id: u16,
+    pub allowed_skew_secs: i64,
+}
+
+/// Mounts the endpoint. Any method reaches the handler, which answers 405 itself so the error
+/// body has the vendor's shape.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(PATH).route(web::route().to(realstatistic)));
+}
+
+async fn realstatistic(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let outcome = handle(&req, payload, &state).await;
+    let (status, code) = match &outcome {
+        Ok(_) => (200, response::SUCCESS),
+        Err(e) => (e.status.as_u16(), e.code),
+    };
+    state
+        .metrics
+        .requests
+        .with_label_values(&[status_label(status), code])
+        .inc();
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[code])
+        .observe(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(body) => body.into_response(),
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::warn!(status, code, reason = %e.desc, "request failed");
+            } else {
+                tracing::debug!(status, code, reason = %e.desc, "request refused");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+) -> Result<Realstatistic, ApiError> {
+    if req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed());
+    }
+    // A declared length over the limit is refused without reading a byte.
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::too_large());
+    }
+    let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return Err(ApiError::invalid_body("request body could not be read")),
+        Err(_) => return Err(ApiError::too_large()),
+    };
+
+    let key = authenticate(req, &body, state).map_err(|e| {
+        state
+            .metrics
+            .auth_failures
+            .with_label_values(&[e.category()])
+            .inc();
+        ApiError::unauthorized(e)
+    })?;
+
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes());
+    request::check_content_type(content_type).map_err(ApiError::invalid)?;
+    let task = request::parse_body(&body, state.default_cc_id).map_err(ApiError::invalid)?;
+
+    if !key.may_read(task.cc_id, task.vdn) {
+        state
+            .metrics
+            .auth_failures
+            .with_label_values(&["forbidden"])
+            .inc();
+        return Err(ApiError::forbidden());
+    }
+    if !state.readiness.is_ready() {
+        return Err(ApiError::not_ready());
+    }
+    let stats = state.store.stats(&task, state.store.calendar().today());
+    Ok(Realstatistic::from(stats))
+}
+
+/// Adapts the request to the C2 verifier: header values as received, path and query as sent.
+fn authenticate(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &ApiState,
+) -> Result<Arc<auth::KeyEntry>, AuthError> {
+    let headers = req.headers();
+    let mut values = headers.get_all(actix_web::http::header::AUTHORIZATION);
+    let value = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => return Err(AuthError::Malformed),
+        (Some(v), None) => Some(v.to_str().map_err(|_| AuthError::Malformed)?),
+    };
+    let lookup = |name: &str| -> HeaderLookup<'_> {
+        let mut all = headers.get_all(name);
+        match (all.next(), all.next()) {
+            (None, _) => HeaderLookup::Missing,
+            (Some(v), None) => HeaderLookup::One(v.as_bytes()),
+            (Some(_), Some(_)) => HeaderLookup::Many,
+        }
+    };
+    auth::authenticate(
+        &state.keys,
+        value,
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query(),
+        &lookup,
+        body,
+        crate::fold::calendar::now_ms() / 1000,
+        state.allowed_skew_secs,
+    )
+}
+
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        401 => "401",
+        403 => "403",
+        405 => "405",
+        413 => "413",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}

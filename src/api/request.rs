@@ -1,0 +1,167 @@
+//! The realstatistic request: Content-Type and body validation (api.md, "Request").
+
+use serde::Deserialize;
+
+use crate::events::ids::{IdToken, TaskKey, CC_ID_MAX, VDN_MAX};
+
+/// Why a request is invalid; the text is the `resultDesc` sent back (`0100002`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error("Content-Type must be application/json; charset=UTF-8")]
+    ContentType,
+    #[error("Invalid parameter: request body is not a JSON object")]
+    NotJsonObject,
+    #[error("Invalid parameter: ccId must be an integer 1..65535")]
+    CcId,
+    #[error("Invalid parameter: vdn is required")]
+    VdnMissing,
+    #[error("Invalid parameter: vdn must be an integer 1..5000")]
+    Vdn,
+    #[error("Invalid parameter: taskId is required")]
+    TaskIdMissing,
+    #[error("Invalid parameter: taskId must be 1..30 decimal digits")]
+    TaskId,
+}
+
+/// `application/json`, optionally with `charset=UTF-8`; case-insensitive, blanks around `;` and
+/// `=` tolerated. Another charset is refused (the body would not be what we parse); other
+/// parameters are ignored.
+pub fn check_content_type(value: Option<&[u8]>) -> Result<(), InvalidRequest> {
+    let text = value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .ok_or(InvalidRequest::ContentType)?;
+    let mut parts = text.split(';');
+    let media = parts.next().unwrap_or_default().trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(InvalidRequest::ContentType);
+    }
+    for param in parts {
+        let param = param.trim();
+        if param.is_empty() {
+            continue;
+        }
+        let (name, val) = param.split_once('=').ok_or(InvalidRequest::ContentType)?;
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let val = val.trim().trim_matches('"');
+            if !val.eq_ignore_ascii_case("utf-8") && !val.eq_ignore_ascii_case("utf8") {
+                return Err(InvalidRequest::ContentType);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct WireRequest {
+    #[serde(rename = "ccId")]
+    cc_id: Option<IdToken>,
+    vdn: Option<IdToken>,
+    #[serde(rename = "taskId")]
+    task_id: Option<IdToken>,
+}
+
+/// Parses the body into the task asked for. `default_cc_id` stands in for an absent (or null)
+/// `ccId`.
+pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<TaskKey, InvalidRequest> {
+    // serde would also accept a JSON array as a struct ([ccId, vdn, taskId] by position): the
+    // contract says object, so check the first significant byte first.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(InvalidRequest::NotJsonObject);
+    }
+    let wire: WireRequest =
+        serde_json::from_slice(body).map_err(|_| InvalidRequest::NotJsonObject)?;
+    let cc_id = match wire.cc_id {
+        None | Some(IdToken::Null) => default_cc_id,
+        Some(t) => t.in_range(CC_ID_MAX).ok_or(InvalidRequest::CcId)? as u16,
+    };
+    let vdn = match wire.vdn {
+        None | Some(IdToken::Null) => return Err(InvalidRequest::VdnMissing),
+        Some(t) => t.in_range(VDN_MAX).ok_or(InvalidRequest::Vdn)? as u16,
+    };
+    let task_id = match wire.task_id {
+        None | Some(IdToken::Null) => return Err(InvalidRequest::TaskIdMissing),
+        Some(t) => t.task_id().ok_or(InvalidRequest::TaskId)?,
+    };
+    Ok(TaskKey {
+        cc_id,
+        vdn,
+        task_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        for ok in [
+            "application/json",
+            "application/json;charset=UTF-8",
+            "application/json; charset=UTF-8",
+            "Application/JSON ; Charset = utf-8",
+            "application/json; charset=\"utf-8\"",
+            "application/json;",
+        ] {
+            assert_eq!(check_content_type(Some(ok.as_bytes())), Ok(()), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "application/json; charset=ISO-8859-1",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(check_content_type(Some(bad.as_bytes())).is_err(), "{bad}");
+        }
+        assert!(check_content_type(None).is_err());
+        assert!(check_content_type(Some(b"application/json\xff")).is_err());
+    }
+
+    #[test]
+    fn the_vendor_example_body() {
+        let key = parse_body(br#"{ "ccId": "89", "vdn":92, "taskId":"1122104910" }"#, 1)
+            .expect("valid");
+        assert_eq!(
+            key,
+            TaskKey {
+                cc_id: 89,
+                vdn: 92,
+                task_id: 1_122_104_910
+            }
+        );
+    }
+
+    #[test]
+    fn bodies() {
+        use InvalidRequest::*;
+        let p = |b: &str| parse_body(b.as_bytes(), 7);
+        assert_eq!(p(r#"{"vdn":1,"taskId":"0012"}"#).map(|k| (k.cc_id, k.task_id)), Ok((7, 12)));
+        assert_eq!(p(r#"{"ccId":null,"vdn":1,"taskId":12,"x":[]}"#).map(|k| k.cc_id), Ok(7));
+        let cases: &[(&str, InvalidRequest)] = &[
+            ("", NotJsonObject),
+            ("[1,2,3]", NotJsonObject),
+            ("\"x\"", NotJsonObject),
+            ("{", NotJsonObject),
+            ("{\"vdn\":1,\"taskId\":1} x", NotJsonObject),
+            (r#"{"taskId":1}"#, VdnMissing),
+            (r#"{"vdn":null,"taskId":1}"#, VdnMissing),
+            (r#"{"vdn":0,"taskId":1}"#, Vdn),
+            (r#"{"vdn":5001,"taskId":1}"#, Vdn),
+            (r#"{"vdn":"92 ","taskId":1}"#, Vdn),
+            (r#"{"vdn":92.0,"taskId":1}"#, Vdn),
+            (r#"{"vdn":-92,"taskId":1}"#, Vdn),
+            (r#"{"vdn":92}"#, TaskIdMissing),
+            (r#"{"vdn":92,"taskId":""}"#, TaskId),
+            (r#"{"vdn":92,"taskId":"+1"}"#, TaskId),
+            (r#"{"vdn":92,"taskId":"1234567890123456789012345678901"}"#, TaskId),
+            (r#"{"ccId":0,"vdn":92,"taskId":1}"#, CcId),
+            (r#"{"ccId":"65536","vdn":92,"taskId":1}"#, CcId),
+            (r#"{"ccId":true,"vdn":92,"taskId":1}"#, CcId),
+        ];
+        for (body, want) in cases {
+            assert_eq!(p(body), Err(*want), "{body}");
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The `auth-v2` request signature: pure functions, no I/O, no HTTP types.
+//!
+//! The HTTP layer adapts its header map to a [`HeaderLookup`] closure so that this module stays
+//! testable against the published vectors without a server.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The fixed first segment of every Authorization value.
+pub const SCHEME: &str = "auth-v2";
+
+/// Longest access key accepted. Keys are identifiers, not secrets; the bound keeps an attacker
+/// from making us hash or log arbitrarily long garbage.
+pub const MAX_AK_LEN: usize = 128;
+
+/// Why a request failed authentication.
+///
+/// The Display texts go to the client verbatim, so they name a category and nothing else: never
+/// the header, the access key or the signature. `UnknownKey` and `Mismatch` share one text so a
+/// client cannot probe which access keys exist; the metrics label ([`AuthError::category`]) keeps
+/// them apart for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No Authorization header.
+    #[error("Authentication failed: missing Authorization header")]
+    Missing,
+    /// The Authorization value, or a signed header it refers to, is not well formed.
+    #[error("Authentication failed: malformed Authorization header")]
+    Malformed,
+    /// The signing timestamp is outside the allowed clock skew.
+    #[error("Authentication failed: request timestamp outside the allowed clock skew")]
+    Expired,
+    /// The access key is not known.
+    #[error("Authentication failed: signature mismatch or unknown access key")]
+    UnknownKey,
+    /// The signature does not match.
+    #[error("Authentication failed: signature mismatch or unknown access key")]
+    Mismatch,
+}
+
+impl AuthError {
+    /// A stable, low-cardinality label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::Expired => "expired",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::Mismatch => "mismatch",
+        }
+    }
+}
+
+/// A parsed Authorization value. Borrows from the header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorization<'a> {
+    pub ak: &'a str,
+    /// The timestamp text exactly as sent (it is part of the signed prefix).
+    pub timestamp: &'a str,
+    pub unix_seconds: i64,
+    /// The signed header names exactly as sent: the client chose the order and the server must
+    /// reuse it verbatim.
+    pub signed_headers: &'a str,
+    /// 64 lower-case hex characters.
+    pub signature: &'a str,
+}
+
+impl Authorization<'_> {
+    /// `auth-v2/{ak}/{timestamp}/{signedHeaders}`: the message of the first HMAC.
+    pub fn prefix(&self) -> String {
+        auth_string_prefix(self.ak, self.timestamp, self.signed_headers)
+    }
+
+    /// The signed header names, in the client's order.
+    pub fn header_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.signed_headers.split(';')
+    }
+}
+
+/// What a request carries under one (lower-case) header name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderLookup<'h> {
+    Missing,
+    One(&'h [u8]),
+    /// Present more than once: the signed value would be ambiguous.
+    Many,
+}
+
+/// Percent-encodes every byte except the RFC 3986 unreserved set, upper-case hex, appending to
+/// `out`.
+pub fn normalize(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+}
+
+fn normalized(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    normalize(bytes, &mut s);
+    s
+}
+
+/// Parses `auth-v2/{ak}/{yyyy-MM-ddTHH:mm:ssZ}/{signedHeaders}/{signature}`.
+///
+/// Strict on purpose: anything a conforming client would not produce is `Malformed`, so that
+/// odd inputs never reach the key lookup or the HMAC.
+pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> {
+    let mut parts = value.split('/');
+    let (Some(scheme), Some(ak), Some(timestamp), Some(signed_headers), Some(signature), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(AuthError::Malformed);
+    };
+    if scheme != SCHEME || !valid_ak(ak) {
+        return Err(AuthError::Malformed);
+    }
+    let unix_seconds = parse_timestamp(timestamp).ok_or(AuthError::Malformed)?;
+    if !valid_signed_headers(signed_headers) {
+        return Err(AuthError::Malformed);
+    }
+    if signature.len() != 64
+        || !signature
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(AuthError::Malformed);
+    }
+    Ok(Authorization {
+        ak,
+        timestamp,
+        unix_seconds,
+        signed_headers,
+        signature,
+    })
+}
+
+/// Whether `ak` could appear in an Authorization value. Shared with the keys file validation so
+/// that a configured key can always be presented.
+pub fn valid_ak(ak: &str) -> bool {
+    let n = ak.chars().count();
+    (1..=MAX_AK_LEN).contains(&n) && !ak.contains('/')
+}
+
+/// RFC 9110 token characters, minus upper case: the client lower-cases before signing, so an
+/// upper-case name can only come from a broken client.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase()
+        || b.is_ascii_digit()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+fn valid_signed_headers(signed_headers: &str) -> bool {
+    let mut has_host = false;
+    for (i, name) in signed_headers.split(';').enumerate() {
+        if name.is_empty() || !name.bytes().all(is_header_name_byte) {
+            return false;
+        }
+        // A repeated name would put the same header twice into the canonical request; no
+        // conforming client does that, and rejecting it keeps the lookup unambiguous.
+        if signed_headers.split(';').take(i).any(|earlier| earlier == name) {
+            return false;
+        }
+        has_host |= name == "host";
+    }
+    has_host
+}
+
+/// Parses exactly `yyyy-MM-ddTHH:mm:ssZ` (UTC, real calendar date, no leap second) into unix
+/// seconds. Hand-written because the format is fixed and tiny, and a general date parser would
+/// accept variants (offsets, fractions, lower-case `t`) that would change the signed prefix.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let year = num(0, 4)?;
+    let month = num(5, 7)?;
+    let day = num(8, 10)?;
+    let hour = num(11, 13)?;
+    let minute = num(14, 16)?;
+    let second = num(17, 19)?;
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian, 1970-01-01 = day 0).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Formats unix seconds as `yyyy-MM-ddTHH:mm:ssZ`, the form clients sign. Meant for current
+/// times; years outside 0000..=9999 would not parse back.
+pub fn format_timestamp(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let secs = unix_seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+/// `auth-v2/{ak}/{timestamp}/{signedHeaders}`.
+pub fn auth_string_prefix(ak: &str, timestamp: &str, signed_headers: &str) -> String {
+    format!("{SCHEME}/{ak}/{timestamp}/{signed_headers}")
+}
+
+fn hmac_hex(key: &[u8], msg: &[u8]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // HMAC accepts keys of any length, so this cannot fail; the fallback only exists to keep
+    // the function total without an unwrap.
+    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+        return [b'0'; 64];
+    };
+    mac.update(msg);
+    let digest = mac.finalize().into_bytes();
+    let mut out = [0u8; 64];
+    for (i, byte) in digest.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(byte >> 4)];
+        out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+    }
+    out
+}
+
+/// `hex(HMAC-SHA256(SK, authStringPrefix))`, as the 64 ASCII bytes of its lower-case hex text.
+pub fn signing_key(sk: &[u8], auth_string_prefix: &str) -> [u8; 64] {
+    hmac_hex(sk, auth_string_prefix.as_bytes())
+}
+
+/// `hex(HMAC-SHA256(key = hex text of signingKey, canonicalRequest))`, as 64 ASCII bytes.
+///
+/// The vendor's demo keys the second HMAC with the hex *text* of the first one, not its raw 32
+/// bytes; we must do the same to interoperate.
+pub fn signature(signing_key: &[u8; 64], canonical_request: &str) -> [u8; 64] {
+    hmac_hex(signing_key, canonical_request.as_bytes())
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component: `%XX` becomes the byte and `+`
+/// becomes a space.
+///
+/// Why `+` is a space: the canonical query is built from the *decoded* parameters, and the
+/// clients of this API (Java's `URLEncoder`, Apache `URIBuilder`, Python `urlencode`, browsers'
+/// `URLSearchParams`) all send a space as `+`; others send `%20`, which decodes the same. A
+/// literal plus must then travel as `%2B`, which every one of those encoders does. A malformed
+/// escape is kept literally: the signature will then simply not match.
+fn form_decode(s: &str) -> Vec<u8> {
+    fn hex_val(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < b.len() => {
+                match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            other => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `normalize(key) "=" normalize(value)` for each parameter of a raw query string, sorted,
+/// joined by `&`; `None` when there are no parameters (the line is then left out entirely).
+///
+/// Both sides go through this from the raw query string as it appears on the wire, so client
+/// and server agree whichever way the client escaped it.
+pub fn canonical_query(raw_query: Option<&str>) -> Option<String> {
+    let raw = raw_query?;
+    let mut params: Vec<String> = raw
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let mut s = normalized(&form_decode(k));
+            s.push('=');
+            normalize(&form_decode(v), &mut s);
+            s
+        })
+        .collect();
+    if params.is_empty() {
+        return None;
+    }
+    params.sort_unstable();
+    Some(params.join("&"))
+}
+
+/// The canonical request, exactly as api.md defines it.
+///
+/// `signed_headers` is used verbatim (the client's order); `header_values` holds the name and
+/// value of every signed header, in any order, since the canonical header lines are sorted.
+pub fn canonical_request(
+    method: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    signed_headers: &str,
+    header_values: &[(&str, &[u8])],
+    body: &[u8],
+) -> String {
+    let mut lines: Vec<String> = header_values
+        .iter()
+        .map(|(name, value)| {
+            let mut s = normalized(name.to_ascii_lowercase().as_bytes());
+            s.push(':');
+            normalize(value, &mut s);
+            s
+        })
+        .collect();
+    lines.sort_unstable();
+
+    let mut out = String::with_capacity(
+        method.len() + path.len() + signed_headers.len() + 64 + body.len() * 3,
+    );
+    out.push_str(method);
+    out.push('\n');
+    out.push_str(path);
+    out.push('\n');
+    if let Some(query) = canonical_query(raw_query) {
+        out.push_str(&query);
+        out.push('\n');
+    }
+    out.push_str(signed_headers);
+    out.push('\n');
+    out.push_str(&lines.join("\n"));
+    out.push('\n');
+    if !body.is_empty() {
+        normalize(body, &mut out);
+    }
+    out
+}
+
+/// Client side: signs a request and returns the full Authorization value.
+///
+/// `headers` are the headers to sign (names in any case; `host` should be among them). The
+/// signed header list is lower-cased and sorted, the form api.md documents.
+#[allow(clippy::too_many_arguments)] // mirrors the inputs of the algorithm one to one
+pub fn sign(
+    ak: &str,
+    sk: &[u8],
+    timestamp: &str,
+    method: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> String {
+    let mut names: Vec<String> = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    names.sort_unstable();
+    let signed_headers = names.join(";");
+    let prefix = auth_string_prefix(ak, timestamp, &signed_headers);
+    let key = signing_key(sk, &prefix);
+    let canonical = canonical_request(method, path, raw_query, &signed_headers, headers, body);
+    let sig = signature(&key, &canonical);
+    let mut out = prefix;
+    out.push('/');
+    // The signature is ASCII hex by construction.
+    out.extend(sig.iter().map(|&b| char::from(b)));
+    out
+}
+
+/// The server-side steps that need no key: the clock check and the canonical request.
+///
+/// Split from the comparison so that [`super::authenticate`] can run them *before* looking the
+/// access key up: a client then learns "expired" or "malformed" whether or not its AK exists.
+#[allow(clippy::too_many_arguments)] // the request's parts, one to one
+pub fn prepare<'h>(
+    auth: &Authorization<'_>,
+    method: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    header: &dyn Fn(&str) -> HeaderLookup<'h>,
+    body: &[u8],
+    now_unix: i64,
+    allowed_skew_secs: i64,
+) -> Result<String, AuthError> {
+    let skew = u64::try_from(allowed_skew_secs.max(0)).unwrap_or(0);
+    if now_unix.abs_diff(auth.unix_seconds) > skew {
+        return Err(AuthError::Expired);
+    }
+    let mut values: Vec<(&str, &[u8])> = Vec::new();
+    for name in auth.header_names() {
+        match header(name) {
+            HeaderLookup::One(value) => values.push((name, value)),
+            HeaderLookup::Missing | HeaderLookup::Many => return Err(AuthError::Malformed),
+        }
+    }
+    Ok(canonical_request(
+        method,
+        path,
+        raw_query,
+        auth.signed_headers,
+        &values,
+        body,
+    ))
+}
+
+/// Computes the expected signature over a prepared canonical request and compares it with the
+/// presented one in constant time.
+pub fn check_signature(
+    auth: &Authorization<'_>,
+    sk: &[u8],
+    canonical_request: &str,
+) -> Result<(), AuthError> {
+    let key = signing_key(sk, &auth.prefix());
+    let expected = signature(&key, canonical_request);
+    if bool::from(expected.ct_eq(auth.signature.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AuthError::Mismatch)
+    }
+}
+
+/// Server side: verifies a parsed Authorization against one secret key.
+///
+/// `header` returns the value of a request header by lower-case name; a signed header that is
+/// missing or repeated is `Malformed`. The clock is checked first (`Expired`), then the
+/// signature (`Mismatch`).
+#[allow(clippy::too_many_arguments)] // the request's parts, one to one
+pub fn verify<'h>(
+    auth: &Authorization<'_>,
+    sk: &[u8],
+    method: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    header: &dyn Fn(&str) -> HeaderLookup<'h>,
+    body: &[u8],
+    now_unix: i64,
+    allowed_skew_secs: i64,
+) -> Result<(), AuthError> {
+    let canonical = prepare(
+        auth,
+        method,
+        path,
+        raw_query,
+        header,
+        body,
+        now_unix,
+        allowed_skew_secs,
+    )?;
+    check_signature(auth, sk, &canonical)
+}

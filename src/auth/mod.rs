@@ -1,0 +1,79 @@
+//! C2 AK/SK request authentication (`auth-v2`) and the keys it is checked against.
+//!
+//! A client signs `auth-v2/{AK}/{timestamp}/{signedHeaders}` with its secret key, then signs a
+//! canonical form of the request (method, path, query, the signed headers, the percent-encoded
+//! body) with the hex text of that first HMAC, and sends
+//! `Authorization: auth-v2/{AK}/{timestamp}/{signedHeaders}/{signature}`. The full definition is
+//! in `spec/api.md`; [`c2`] implements it as pure functions and [`keys`] holds the secrets.
+//!
+//! Why it is built this way:
+//! - The algorithm is the vendor's, bugs and all (the second HMAC is keyed with hex *text*, the
+//!   body is percent-encoded rather than hashed): existing CC-CMS clients must work unchanged,
+//!   and the published vectors are the arbiter.
+//! - The server reuses the client's `signedHeaders` text verbatim instead of re-sorting it:
+//!   the vendor's clients sort before lower-casing, so only the client knows its order.
+//! - [`authenticate`] checks everything that needs no key (format, clock, signed headers)
+//!   *before* looking the AK up, and for an unknown AK still computes an HMAC with a throwaway
+//!   key. A client therefore cannot tell from the answer, nor from its timing, whether an AK
+//!   exists; `UnknownKey` and `Mismatch` also share their client-facing text. The metrics label
+//!   ([`AuthError::category`]) still tells operators which one it was.
+//! - Signatures are compared in constant time; secrets are zeroized on drop and never printed.
+//! - Keys are swapped whole behind an `RwLock<Arc<_>>` so a reload (file change or SIGHUP)
+//!   never needs a restart and never exposes a half-read file; a broken file keeps the old keys.
+//! - Nothing here knows about actix: the HTTP layer hands over a header-lookup closure, so the
+//!   whole scheme is tested against the vectors without a server. (On HTTP/2 the adapter should
+//!   answer `host` from the `:authority` pseudo-header.)
+
+pub mod c2;
+pub mod keys;
+
+use std::sync::Arc;
+
+pub use c2::{
+    format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, HeaderLookup,
+};
+pub use keys::{
+    spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
+};
+
+/// The whole server-side check, from the raw Authorization header to the key that signed it.
+///
+/// `authorization` is the header value, `None` when absent (the caller answers `Malformed` itself
+/// for a repeated or non-UTF-8 one). On success the caller still has to check
+/// [`KeyEntry::may_read`] for the requested call center and VDN.
+#[allow(clippy::too_many_arguments)] // the request's parts, one to one
+pub fn authenticate<'h>(
+    keys: &Keys,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    header: &dyn Fn(&str) -> HeaderLookup<'h>,
+    body: &[u8],
+    now_unix: i64,
+    allowed_skew_secs: i64,
+) -> Result<Arc<KeyEntry>, AuthError> {
+    let auth = parse_authorization(authorization.ok_or(AuthError::Missing)?)?;
+    let canonical = c2::prepare(
+        &auth,
+        method,
+        path,
+        raw_query,
+        header,
+        body,
+        now_unix,
+        allowed_skew_secs,
+    )?;
+    match keys.lookup(auth.ak) {
+        Some(entry) => {
+            c2::check_signature(&auth, entry.secret.expose(), &canonical)?;
+            Ok(entry)
+        }
+        None => {
+            // Same work as for a known key, so response time does not reveal whether the AK
+            // exists. The result is irrelevant: the secret is not anyone's.
+            let _ = c2::check_signature(&auth, b"realstat-unknown-access-key", &canonical);
+            Err(AuthError::UnknownKey)
+        }
+    }
+}
