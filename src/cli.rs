@@ -25,6 +25,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run the service (the default). Without Kafka brokers configured, starts an embedded
     /// broker and a traffic simulator: a self-contained demo.
@@ -154,7 +155,11 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 92)]
     pub vdn: u16,
     /// Task ids, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1122104910,1122104911,1122104912")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1122104910,1122104911,1122104912"
+    )]
     pub tasks: Vec<String>,
     /// New calls per second, over all tasks.
     #[arg(long, default_value_t = 20.0)]

@@ -207,11 +207,12 @@ impl Settings {
         };
         let mut s = Settings::default();
 
-        let dur = |name: &'static str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
-            v.as_deref()
-                .map(|t| parse_duration(t).map_err(|m| invalid(name, m)))
-                .transpose()
-        };
+        let dur =
+            |name: &'static str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+                v.as_deref()
+                    .map(|t| parse_duration(t).map_err(|m| invalid(name, m)))
+                    .transpose()
+            };
 
         // The file first, then flags/env on top.
         if let Some(v) = file.listen {
@@ -352,7 +353,10 @@ impl Settings {
 
     /// Checks what can be checked before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, addr) in [("listen", &self.listen), ("admin-listen", &self.admin_listen)] {
+        for (name, addr) in [
+            ("listen", &self.listen),
+            ("admin-listen", &self.admin_listen),
+        ] {
             addr.parse::<SocketAddr>()
                 .map_err(|e| invalid(name, format!("{addr:?}: {e} (want ip:port)")))?;
         }
@@ -433,7 +437,14 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        for bad in ["", "s", "-1s", "1.5s", "10 parsecs", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1.5s",
+            "10 parsecs",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -441,7 +452,10 @@ mod tests {
     fn serve_args(argv: &[&str]) -> ServeArgs {
         let mut full = vec!["realstat", "serve"];
         full.extend_from_slice(argv);
-        match crate::cli::Cli::try_parse_from(full).expect("parses").command {
+        match crate::cli::Cli::try_parse_from(full)
+            .expect("parses")
+            .command
+        {
             Some(crate::cli::Command::Serve(a)) => a,
             other => panic!("not serve: {other:?}"),
         }
@@ -495,7 +509,11 @@ interval = "10s"
 
     #[test]
     fn bad_settings_are_refused_with_their_name() {
-        let err = |argv: &[&str]| Settings::resolve(&serve_args(argv)).expect_err("invalid").to_string();
+        let err = |argv: &[&str]| {
+            Settings::resolve(&serve_args(argv))
+                .expect_err("invalid")
+                .to_string()
+        };
         assert!(err(&["--timezone", "Mars/Base"]).contains("timezone"));
         assert!(err(&["--listen", "nowhere"]).contains("listen"));
         assert!(err(&["--kafka-brokers", "k:9092"]).contains("keys-file"));

@@ -164,7 +164,10 @@ fn run_simulator(args: SimulateArgs) -> Result<ExitCode, String> {
     let flag = stop.clone();
     // Ctrl-C / SIGTERM end the run cleanly (the producer flushes what it has).
     std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             rt.block_on(async {
                 let _ = tokio::signal::ctrl_c().await;
             });

@@ -43,32 +43,42 @@ pub const REJECT_TOO_OLD: &str = "too_old";
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
-    registry.register(Box::new(c.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric name");
     c
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry.register(Box::new(c.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric name");
     c
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric definition");
-    registry.register(Box::new(g.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric name");
     g
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry.register(Box::new(g.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric name");
     g
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         .expect("valid metric definition");
-    registry.register(Box::new(h.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("unique metric name");
     h
 }
 
@@ -120,7 +130,9 @@ impl Metrics {
                 &r,
                 "realstat_event_visible_delay_seconds",
                 "Delay from an event's ts to the moment it is visible to queries.",
-                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ],
             ),
             fold_batch_duration: histogram(
                 &r,
@@ -198,7 +210,10 @@ impl Metrics {
         )
         .expect("valid metric definition");
         build
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown"),
+            ])
             .set(1);
         m.registry
             .register(Box::new(build))

@@ -121,8 +121,8 @@ mod tests {
 
     #[test]
     fn the_vendor_example_body() {
-        let key = parse_body(br#"{ "ccId": "89", "vdn":92, "taskId":"1122104910" }"#, 1)
-            .expect("valid");
+        let key =
+            parse_body(br#"{ "ccId": "89", "vdn":92, "taskId":"1122104910" }"#, 1).expect("valid");
         assert_eq!(
             key,
             TaskKey {
@@ -137,8 +137,14 @@ mod tests {
     fn bodies() {
         use InvalidRequest::*;
         let p = |b: &str| parse_body(b.as_bytes(), 7);
-        assert_eq!(p(r#"{"vdn":1,"taskId":"0012"}"#).map(|k| (k.cc_id, k.task_id)), Ok((7, 12)));
-        assert_eq!(p(r#"{"ccId":null,"vdn":1,"taskId":12,"x":[]}"#).map(|k| k.cc_id), Ok(7));
+        assert_eq!(
+            p(r#"{"vdn":1,"taskId":"0012"}"#).map(|k| (k.cc_id, k.task_id)),
+            Ok((7, 12))
+        );
+        assert_eq!(
+            p(r#"{"ccId":null,"vdn":1,"taskId":12,"x":[]}"#).map(|k| k.cc_id),
+            Ok(7)
+        );
         let cases: &[(&str, InvalidRequest)] = &[
             ("", NotJsonObject),
             ("[1,2,3]", NotJsonObject),
@@ -155,7 +161,10 @@ mod tests {
             (r#"{"vdn":92}"#, TaskIdMissing),
             (r#"{"vdn":92,"taskId":""}"#, TaskId),
             (r#"{"vdn":92,"taskId":"+1"}"#, TaskId),
-            (r#"{"vdn":92,"taskId":"1234567890123456789012345678901"}"#, TaskId),
+            (
+                r#"{"vdn":92,"taskId":"1234567890123456789012345678901"}"#,
+                TaskId,
+            ),
             (r#"{"ccId":0,"vdn":92,"taskId":1}"#, CcId),
             (r#"{"ccId":"65536","vdn":92,"taskId":1}"#, CcId),
             (r#"{"ccId":true,"vdn":92,"taskId":1}"#, CcId),

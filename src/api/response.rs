@@ -121,11 +121,19 @@ impl ApiError {
     }
 
     pub fn locked() -> Self {
-        Self::new(StatusCode::FORBIDDEN, INVOCATION_FAILED, "IP address is locked")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            INVOCATION_FAILED,
+            "IP address is locked",
+        )
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::OK, INSUFFICIENT_PERMISSION, "Insufficient permission")
+        Self::new(
+            StatusCode::OK,
+            INSUFFICIENT_PERMISSION,
+            "Insufficient permission",
+        )
     }
 
     pub fn not_ready() -> Self {
@@ -137,7 +145,11 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, UNKNOWN_ERROR, "Unknown error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            UNKNOWN_ERROR,
+            "Unknown error",
+        )
     }
 
     pub fn into_response(self) -> HttpResponse {

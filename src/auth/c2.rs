@@ -189,7 +189,11 @@ fn valid_signed_headers(signed_headers: &str) -> bool {
         }
         // A repeated name would put the same header twice into the canonical request; no
         // conforming client does that, and rejecting it keeps the lookup unambiguous.
-        if signed_headers.split(';').take(i).any(|earlier| earlier == name) {
+        if signed_headers
+            .split(';')
+            .take(i)
+            .any(|earlier| earlier == name)
+        {
             return false;
         }
         has_host |= name == "host";
@@ -347,18 +351,16 @@ fn form_decode(s: &str) -> Vec<u8> {
                 out.push(b' ');
                 i += 1;
             }
-            b'%' if i + 2 < b.len() => {
-                match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi << 4 | lo);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+            b'%' if i + 2 < b.len() => match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 3;
                 }
-            }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
             other => {
                 out.push(other);
                 i += 1;
@@ -452,7 +454,10 @@ pub fn sign(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> String {
-    let mut names: Vec<String> = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
     names.sort_unstable();
     let signed_headers = names.join(";");
     let prefix = auth_string_prefix(ak, timestamp, &signed_headers);
@@ -546,4 +551,544 @@ pub fn verify<'h>(
         allowed_skew_secs,
     )?;
     check_signature(auth, sk, &canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTORS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/spec/vectors/c2-auth.json"
+    );
+
+    struct Vector {
+        name: String,
+        ak: String,
+        sk: String,
+        timestamp: String,
+        method: String,
+        uri: String,
+        /// The raw query string a client would send, built from the vector's parameters.
+        raw_query: Option<String>,
+        headers: Vec<(String, String)>,
+        body: String,
+        authorization: String,
+    }
+
+    fn str_field(v: &serde_json::Value, key: &str) -> String {
+        v[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("vector field {key} missing or not a string"))
+            .to_owned()
+    }
+
+    fn vectors() -> Vec<Vector> {
+        // Deliberately fails (does not skip) when the shared file is missing.
+        let text = std::fs::read_to_string(VECTORS)
+            .unwrap_or_else(|e| panic!("cannot read test vectors {VECTORS}: {e}"));
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
+        let list = doc["vectors"].as_array().expect("vectors array");
+        assert!(!list.is_empty(), "no vectors in {VECTORS}");
+        list.iter()
+            .map(|v| {
+                let query = v["query"].as_object().expect("query object");
+                // Encode the way a client's URL builder would (RFC 3986 percent-encoding).
+                let raw_query = (!query.is_empty()).then(|| {
+                    query
+                        .iter()
+                        .map(|(k, val)| {
+                            let mut s = normalized(k.as_bytes());
+                            s.push('=');
+                            normalize(val.as_str().expect("query value").as_bytes(), &mut s);
+                            s
+                        })
+                        .collect::<Vec<_>>()
+                        .join("&")
+                });
+                let headers = v["signedHeaders"]
+                    .as_object()
+                    .expect("signedHeaders object")
+                    .iter()
+                    .map(|(k, val)| (k.clone(), val.as_str().expect("header value").to_owned()))
+                    .collect();
+                Vector {
+                    name: str_field(v, "name"),
+                    ak: str_field(v, "ak"),
+                    sk: str_field(v, "sk"),
+                    timestamp: str_field(v, "timestamp"),
+                    method: str_field(v, "method"),
+                    uri: str_field(v, "uri"),
+                    raw_query,
+                    headers,
+                    body: str_field(v, "body"),
+                    authorization: str_field(v, "authorization"),
+                }
+            })
+            .collect()
+    }
+
+    /// A request's headers, as the HTTP layer would expose them.
+    fn lookup_in<'h>(headers: &'h [(String, Vec<u8>)]) -> impl Fn(&str) -> HeaderLookup<'h> + 'h {
+        move |name: &str| {
+            let mut found = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+            match (found.next(), found.next()) {
+                (None, _) => HeaderLookup::Missing,
+                (Some((_, v)), None) => HeaderLookup::One(v),
+                (Some(_), Some(_)) => HeaderLookup::Many,
+            }
+        }
+    }
+
+    fn header_refs(headers: &[(String, String)]) -> Vec<(&str, &[u8])> {
+        headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect()
+    }
+
+    fn owned(headers: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn sign_reproduces_every_vector() {
+        for v in vectors() {
+            let got = sign(
+                &v.ak,
+                v.sk.as_bytes(),
+                &v.timestamp,
+                &v.method,
+                &v.uri,
+                v.raw_query.as_deref(),
+                &header_refs(&v.headers),
+                v.body.as_bytes(),
+            );
+            assert_eq!(got, v.authorization, "vector {:?}", v.name);
+        }
+    }
+
+    #[test]
+    fn verify_accepts_every_vector() {
+        for v in vectors() {
+            let auth = parse_authorization(&v.authorization)
+                .unwrap_or_else(|e| panic!("vector {:?}: {e:?}", v.name));
+            assert_eq!(auth.ak, v.ak);
+            assert_eq!(auth.timestamp, v.timestamp);
+            let now = parse_timestamp(&v.timestamp).expect("vector timestamp");
+            let request_headers: Vec<(String, Vec<u8>)> = v
+                .headers
+                .iter()
+                .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
+                .collect();
+            let lookup = lookup_in(&request_headers);
+            let result = verify(
+                &auth,
+                v.sk.as_bytes(),
+                &v.method,
+                &v.uri,
+                v.raw_query.as_deref(),
+                &lookup,
+                v.body.as_bytes(),
+                now,
+                900,
+            );
+            assert_eq!(result, Ok(()), "vector {:?}", v.name);
+        }
+    }
+
+    #[test]
+    fn query_vector_accepted_with_form_encoding_and_any_order() {
+        let v = vectors()
+            .into_iter()
+            .find(|v| v.raw_query.is_some())
+            .expect("a vector with query parameters");
+        let auth = parse_authorization(&v.authorization).expect("parses");
+        let now = auth.unix_seconds;
+        let request_headers: Vec<(String, Vec<u8>)> = v
+            .headers
+            .iter()
+            .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
+            .collect();
+        let lookup = lookup_in(&request_headers);
+        for raw in ["b=x%20y&a=1", "a=1&b=x+y", "a=%31&b=x%20y&"] {
+            let result = verify(
+                &auth,
+                v.sk.as_bytes(),
+                &v.method,
+                &v.uri,
+                Some(raw),
+                &lookup,
+                v.body.as_bytes(),
+                now,
+                900,
+            );
+            assert_eq!(result, Ok(()), "raw query {raw:?}");
+        }
+        // Without the query the signature cannot match.
+        let result = verify(
+            &auth,
+            v.sk.as_bytes(),
+            &v.method,
+            &v.uri,
+            None,
+            &lookup,
+            v.body.as_bytes(),
+            now,
+            900,
+        );
+        assert_eq!(result, Err(AuthError::Mismatch));
+    }
+
+    #[test]
+    fn empty_query_is_no_query() {
+        assert_eq!(canonical_query(None), None);
+        assert_eq!(canonical_query(Some("")), None);
+        assert_eq!(canonical_query(Some("&&")), None);
+        assert_eq!(
+            canonical_query(Some("b=x+y&a=1&c")),
+            Some("a=1&b=x%20y&c=".to_owned())
+        );
+        assert_eq!(
+            canonical_query(Some("k=%2B%zz")),
+            Some("k=%2B%25zz".to_owned())
+        );
+    }
+
+    #[test]
+    fn canonical_request_layout() {
+        let with_body = canonical_request(
+            "POST",
+            "/p",
+            None,
+            "host;content-type",
+            &[("host", b"h:1"), ("content-type", b"a/b")],
+            b"{x}",
+        );
+        assert_eq!(
+            with_body,
+            "POST\n/p\nhost;content-type\ncontent-type:a%2Fb\nhost:h%3A1\n%7Bx%7D"
+        );
+        let without_body =
+            canonical_request("GET", "/p", Some("a=1"), "host", &[("Host", b"h")], b"");
+        assert_eq!(without_body, "GET\n/p\na=1\nhost\nhost:h\n");
+    }
+
+    #[test]
+    fn normalize_encodes_all_but_unreserved() {
+        let mut s = String::new();
+        normalize("é ü".as_bytes(), &mut s);
+        assert_eq!(s, "%C3%A9%20%C3%BC");
+        let unreserved = "ABCXYZabcxyz0189-._~";
+        let mut s = String::new();
+        normalize(unreserved.as_bytes(), &mut s);
+        assert_eq!(s, unreserved);
+        let mut s = String::from("keep:");
+        normalize(b"/+=%\n\xff", &mut s);
+        assert_eq!(s, "keep:%2F%2B%3D%25%0A%FF");
+    }
+
+    // A request signed over the first vector's shape, with knobs for the rejection tests.
+    const SK: &[u8] = b"testSecretKey123";
+    const TS: &str = "2024-01-01T00:00:00Z";
+    const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic";
+    const BODY: &[u8] = br#"{"ccId":89,"vdn":92,"taskId":"1122104910"}"#;
+    const HEADERS: &[(&str, &str)] = &[
+        ("host", "10.22.26.181:28080"),
+        ("content-type", "application/json;charset=UTF-8"),
+    ];
+
+    fn signed(timestamp: &str) -> String {
+        let refs: Vec<(&str, &[u8])> = HEADERS.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        sign(
+            "globalaktest",
+            SK,
+            timestamp,
+            "POST",
+            PATH,
+            None,
+            &refs,
+            BODY,
+        )
+    }
+
+    fn check(
+        authorization: &str,
+        sk: &[u8],
+        request_headers: &[(String, Vec<u8>)],
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let auth = parse_authorization(authorization)?;
+        verify(
+            &auth,
+            sk,
+            "POST",
+            PATH,
+            None,
+            &lookup_in(request_headers),
+            body,
+            now,
+            15 * 60,
+        )
+    }
+
+    fn ts_now() -> i64 {
+        parse_timestamp(TS).expect("valid")
+    }
+
+    #[test]
+    fn baseline_request_verifies() {
+        assert_eq!(
+            check(&signed(TS), SK, &owned(HEADERS), BODY, ts_now()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_changed_body() {
+        let mut body = BODY.to_vec();
+        body[10] ^= 1;
+        assert_eq!(
+            check(&signed(TS), SK, &owned(HEADERS), &body, ts_now()),
+            Err(AuthError::Mismatch)
+        );
+        assert_eq!(
+            check(&signed(TS), SK, &owned(HEADERS), b"", ts_now()),
+            Err(AuthError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_sk() {
+        assert_eq!(
+            check(
+                &signed(TS),
+                b"testSecretKey124",
+                &owned(HEADERS),
+                BODY,
+                ts_now()
+            ),
+            Err(AuthError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn rejects_changed_signed_header_value() {
+        let headers = owned(&[
+            ("host", "10.22.26.181:28081"),
+            ("content-type", "application/json;charset=UTF-8"),
+        ]);
+        assert_eq!(
+            check(&signed(TS), SK, &headers, BODY, ts_now()),
+            Err(AuthError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn clock_skew() {
+        let t = ts_now();
+        for (offset_min, expected) in [
+            (16, Err(AuthError::Expired)),
+            (-16, Err(AuthError::Expired)),
+            (14, Ok(())),
+            (-14, Ok(())),
+            (15, Ok(())),
+        ] {
+            let ts = format_timestamp(t + offset_min * 60);
+            assert_eq!(
+                check(&signed(&ts), SK, &owned(HEADERS), BODY, t),
+                expected,
+                "{offset_min} min"
+            );
+        }
+        // The clock is checked before the signature: a stale request with a bad signature is
+        // reported as expired.
+        let ts = format_timestamp(t - 16 * 60);
+        assert_eq!(
+            check(&signed(&ts), b"wrong", &owned(HEADERS), BODY, t),
+            Err(AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn rejects_missing_or_repeated_signed_header() {
+        let missing = owned(&[("host", "10.22.26.181:28080")]);
+        assert_eq!(
+            check(&signed(TS), SK, &missing, BODY, ts_now()),
+            Err(AuthError::Malformed)
+        );
+        let repeated = owned(&[
+            ("host", "10.22.26.181:28080"),
+            ("content-type", "application/json;charset=UTF-8"),
+            ("Content-Type", "application/json;charset=UTF-8"),
+        ]);
+        assert_eq!(
+            check(&signed(TS), SK, &repeated, BODY, ts_now()),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn unsigned_extra_headers_are_ignored() {
+        let mut headers = owned(HEADERS);
+        headers.push(("x-extra".into(), b"anything".to_vec()));
+        headers.push(("x-extra".into(), b"twice".to_vec()));
+        assert_eq!(check(&signed(TS), SK, &headers, BODY, ts_now()), Ok(()));
+    }
+
+    #[test]
+    fn server_uses_signed_headers_verbatim() {
+        // A client that lists its headers unsorted; the prefix and the canonical request carry
+        // that order, only the header lines are sorted.
+        let order = "host;content-type";
+        let prefix = auth_string_prefix("globalaktest", TS, order);
+        let key = signing_key(SK, &prefix);
+        let refs: Vec<(&str, &[u8])> = HEADERS.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let canonical = canonical_request("POST", PATH, None, order, &refs, BODY);
+        let sig = signature(&key, &canonical);
+        let authorization = format!(
+            "{prefix}/{}",
+            std::str::from_utf8(&sig).expect("hex is ASCII")
+        );
+        assert_eq!(
+            check(&authorization, SK, &owned(HEADERS), BODY, ts_now()),
+            Ok(())
+        );
+        // The sorted form is a different prefix, so that signature does not carry over.
+        let resorted = authorization.replace(order, "content-type;host");
+        assert_eq!(
+            check(&resorted, SK, &owned(HEADERS), BODY, ts_now()),
+            Err(AuthError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn parse_rejects_malformed_values() {
+        let good = signed(TS);
+        assert!(parse_authorization(&good).is_ok());
+        let sig = good.rsplit('/').next().expect("has signature").to_owned();
+        let prefix = "auth-v2/globalaktest/2024-01-01T00:00:00Z";
+        let bad = [
+            String::new(),
+            format!("{prefix}/content-type/{sig}"), // no host
+            format!("{prefix}/content-type;Host/{sig}"),
+            format!("{prefix}/host;;content-type/{sig}"),
+            format!("{prefix}/host;host/{sig}"),
+            format!("{prefix}//{sig}"),
+            format!("{prefix}/host/{}", &sig[..63]),
+            format!("{prefix}/host/{sig}0"),
+            format!("{prefix}/host/{}", sig.to_ascii_uppercase()),
+            format!("{prefix}/host/{}g", &sig[..63]),
+            format!("{prefix}/host/{sig}/"),
+            format!("{prefix}/host"),
+            format!("auth-v1/globalaktest/2024-01-01T00:00:00Z/host/{sig}"),
+            format!("AUTH-V2/globalaktest/2024-01-01T00:00:00Z/host/{sig}"),
+            format!("auth-v2//2024-01-01T00:00:00Z/host/{sig}"),
+            format!(
+                "auth-v2/{}/2024-01-01T00:00:00Z/host/{sig}",
+                "a".repeat(129)
+            ),
+            format!("auth-v2/globalaktest/2024-02-30T00:00:00Z/host/{sig}"),
+            format!("auth-v2/globalaktest/2023-02-29T00:00:00Z/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-01-01 00:00:00Z/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-01-01T00:00:00/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-01-01T00:00:00+08:00/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-01-01T24:00:00Z/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-01-01T00:00:60Z/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-13-01T00:00:00Z/host/{sig}"),
+            format!("auth-v2/globalaktest/2024-1-01T00:00:00Z/host/{sig}"),
+            format!("auth-v2/globalaktest/+024-01-01T00:00:00Z/host/{sig}"),
+            format!(" {good}"),
+        ];
+        for value in &bad {
+            assert_eq!(
+                parse_authorization(value),
+                Err(AuthError::Malformed),
+                "{value:?}"
+            );
+        }
+        let max_ak = format!(
+            "auth-v2/{}/2024-01-01T00:00:00Z/host/{sig}",
+            "a".repeat(128)
+        );
+        assert!(parse_authorization(&max_ak).is_ok());
+        assert!(
+            parse_authorization(&format!("{prefix}/content-length;host;x-a_b.c/{sig}")).is_ok()
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_timestamp("2024-01-01T00:00:00Z"), Some(1_704_067_200));
+        assert_eq!(parse_timestamp("2024-02-29T23:59:59Z"), Some(1_709_251_199));
+        assert_eq!(parse_timestamp("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(parse_timestamp("1900-02-29T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("2024-02-30T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("2024-04-31T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("2024-00-10T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("2024-01-00T00:00:00Z"), None);
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_timestamp(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn error_texts_are_safe() {
+        assert_eq!(
+            AuthError::UnknownKey.to_string(),
+            AuthError::Mismatch.to_string()
+        );
+        let all = [
+            AuthError::Missing,
+            AuthError::Malformed,
+            AuthError::Expired,
+            AuthError::UnknownKey,
+            AuthError::Mismatch,
+        ];
+        let labels: Vec<&str> = all.iter().map(AuthError::category).collect();
+        assert_eq!(
+            labels,
+            ["missing", "malformed", "expired", "unknown_key", "mismatch"]
+        );
+        for e in all {
+            assert!(e.to_string().starts_with("Authentication failed"));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamp_round_trip(secs in -62_135_596_800i64..253_402_300_799) {
+            let text = format_timestamp(secs);
+            proptest::prop_assert_eq!(parse_timestamp(&text), Some(secs));
+        }
+
+        #[test]
+        fn sign_then_verify(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            host in "[ -~]{1,40}",
+            sk in proptest::collection::vec(proptest::num::u8::ANY, 1..64),
+            query in proptest::option::of("[a-z]{1,5}=[ -~&&[^&+%#]]{0,10}"),
+        ) {
+            let headers = [("Host", host.as_bytes())];
+            let authorization =
+                sign("ak", &sk, TS, "POST", PATH, query.as_deref(), &headers, &body);
+            let auth = parse_authorization(&authorization).expect("own output parses");
+            let request = vec![("host".to_owned(), host.into_bytes())];
+            let result = verify(
+                &auth, &sk, "POST", PATH, query.as_deref(), &lookup_in(&request), &body,
+                ts_now(), 0,
+            );
+            proptest::prop_assert_eq!(result, Ok(()));
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,200}") {
+            let _ = parse_authorization(&s);
+        }
+    }
 }

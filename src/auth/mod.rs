@@ -77,3 +77,102 @@ pub fn authenticate<'h>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SK: &str = "testSecretKey123";
+    const TS: &str = "2024-01-01T00:00:00Z";
+    const BODY: &[u8] = br#"{"ccId":89,"vdn":92,"taskId":"1122104910"}"#;
+    const HOST: &[u8] = b"10.22.26.181:28080";
+
+    fn host_only(name: &str) -> HeaderLookup<'static> {
+        if name == "host" {
+            HeaderLookup::One(HOST)
+        } else {
+            HeaderLookup::Missing
+        }
+    }
+
+    fn run(keys: &Keys, authorization: Option<&str>, now: i64) -> Result<Arc<KeyEntry>, AuthError> {
+        authenticate(
+            keys,
+            authorization,
+            "POST",
+            "/p",
+            None,
+            &host_only,
+            BODY,
+            now,
+            900,
+        )
+    }
+
+    fn signed(ak: &str, ts: &str) -> String {
+        sign(
+            ak,
+            SK.as_bytes(),
+            ts,
+            "POST",
+            "/p",
+            None,
+            &[("host", HOST)],
+            BODY,
+        )
+    }
+
+    #[test]
+    fn authenticate_outcomes() {
+        let keys = Keys::new(KeySet::single("known", SK));
+        let now = c2::parse_timestamp(TS).expect("valid");
+
+        let entry = run(&keys, Some(&signed("known", TS)), now).expect("authenticates");
+        assert_eq!(entry.ak, "known");
+
+        assert_eq!(run(&keys, None, now).err(), Some(AuthError::Missing));
+        assert_eq!(
+            run(&keys, Some("Bearer x"), now).err(),
+            Some(AuthError::Malformed)
+        );
+        assert_eq!(
+            run(&keys, Some(&signed("unknown", TS)), now).err(),
+            Some(AuthError::UnknownKey)
+        );
+        let other = Keys::new(KeySet::single("known", "anotherSecret"));
+        assert_eq!(
+            run(&other, Some(&signed("known", TS)), now).err(),
+            Some(AuthError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn key_independent_checks_come_first() {
+        // Whether or not the AK exists, a stale or incomplete request gets the same answer, so
+        // those answers cannot be used to probe for valid access keys.
+        let keys = Keys::new(KeySet::single("known", SK));
+        let now = c2::parse_timestamp(TS).expect("valid");
+        for ak in ["known", "unknown"] {
+            assert_eq!(
+                run(&keys, Some(&signed(ak, TS)), now + 3600).err(),
+                Some(AuthError::Expired),
+                "{ak}"
+            );
+            let with_extra = sign(
+                ak,
+                SK.as_bytes(),
+                TS,
+                "POST",
+                "/p",
+                None,
+                &[("host", HOST), ("x-signed", b"v")],
+                BODY,
+            );
+            assert_eq!(
+                run(&keys, Some(&with_extra), now).err(),
+                Some(AuthError::Malformed),
+                "{ak}"
+            );
+        }
+    }
+}

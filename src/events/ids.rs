@@ -259,8 +259,19 @@ mod tests {
     #[test]
     fn everything_else_is_invalid() {
         for bad in [
-            "92.0", "-1", "\"-1\"", "\"+1\"", "\" 1\"", "\"1 \"", "\"\"", "true", "[1]",
-            "{\"a\":1}", "1e3", "\"1e3\"", "\"١\"",
+            "92.0",
+            "-1",
+            "\"-1\"",
+            "\"+1\"",
+            "\" 1\"",
+            "\"1 \"",
+            "\"\"",
+            "true",
+            "[1]",
+            "{\"a\":1}",
+            "1e3",
+            "\"1e3\"",
+            "\"١\"",
         ] {
             assert_eq!(token(bad).in_range(VDN_MAX), None, "{bad}");
             assert_eq!(token(bad).task_id(), None, "{bad}");

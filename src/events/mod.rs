@@ -90,9 +90,14 @@ pub struct Event {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    Call { call: CallKey, state: CallState },
+    Call {
+        call: CallKey,
+        state: CallState,
+    },
     /// The task's plan for the day of the event's `ts` (absolute, not a delta).
-    Task { planned: u64 },
+    Task {
+        planned: u64,
+    },
 }
 
 /// Why an event was rejected. The label is a Prometheus label value, so the set is closed.
@@ -230,11 +235,10 @@ impl Decoder {
             .task_id
             .and_then(IdToken::task_id)
             .ok_or(Rejection::BadTaskId)?;
-        let ts = w
-            .ts
-            .and_then(IdToken::non_negative_i64)
-            .filter(|&ts| ts > 0)
-            .ok_or(Rejection::BadTs)?;
+        let ts =
+            w.ts.and_then(IdToken::non_negative_i64)
+                .filter(|&ts| ts > 0)
+                .ok_or(Rejection::BadTs)?;
         if !optional_text_ok(w.event_id.as_ref(), 64) {
             return Err(Rejection::BadEventId);
         }
@@ -427,7 +431,15 @@ mod tests {
 
     #[test]
     fn malformed_bytes_are_rejected_not_panicked_on() {
-        for bad in [&b""[..], b"nul", b"[1,2]", b"\"x\"", b"{", b"\xff\xfe", b"{\"type\":\"CALL\"}}"] {
+        for bad in [
+            &b""[..],
+            b"nul",
+            b"[1,2]",
+            b"\"x\"",
+            b"{",
+            b"\xff\xfe",
+            b"{\"type\":\"CALL\"}}",
+        ] {
             assert!(Decoder::new(1).decode(bad).is_err(), "{bad:?}");
         }
         let huge = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES));
@@ -449,7 +461,13 @@ mod tests {
             vdn: 4,
             task_id: 5,
         };
-        let e = decode(&encode_call(&task, "a \"quoted\" id", CallState::Dialing, 9)).expect("ok");
+        let e = decode(&encode_call(
+            &task,
+            "a \"quoted\" id",
+            CallState::Dialing,
+            9,
+        ))
+        .expect("ok");
         assert_eq!(
             e.kind,
             EventKind::Call {

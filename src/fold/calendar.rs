@@ -93,7 +93,8 @@ impl Calendar {
         // Cache the hour only when the offset is the same at both its ends: no zone changes its
         // offset twice within an hour, so the whole hour then has this offset.
         let hour_start = hour * MS_PER_HOUR;
-        if offset_at(hour_start) == offset_ms && offset_at(hour_start + MS_PER_HOUR - 1) == offset_ms
+        if offset_at(hour_start) == offset_ms
+            && offset_at(hour_start + MS_PER_HOUR - 1) == offset_ms
         {
             self.cache.store(pack(hour, offset_ms), Ordering::Relaxed);
         }
@@ -135,7 +136,9 @@ mod tests {
     use super::*;
 
     fn ms(s: &str) -> i64 {
-        s.parse::<jiff::Timestamp>().expect("timestamp").as_millisecond()
+        s.parse::<jiff::Timestamp>()
+            .expect("timestamp")
+            .as_millisecond()
     }
 
     #[test]

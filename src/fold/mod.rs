@@ -96,12 +96,27 @@ mod tests {
     fn states_only_move_up_and_duplicates_change_nothing() {
         use CallState::*;
         let s = store();
-        assert_eq!(s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE), Applied::Changed);
-        assert_eq!(s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE), Applied::Unchanged);
-        assert_eq!(s.apply(&call(TASK, "x", Failed, T0), FAR_FUTURE), Applied::Unchanged);
-        assert_eq!(s.apply(&call(TASK, "x", Queued, T0), FAR_FUTURE), Applied::Unchanged);
+        assert_eq!(
+            s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE),
+            Applied::Changed
+        );
+        assert_eq!(
+            s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE),
+            Applied::Unchanged
+        );
+        assert_eq!(
+            s.apply(&call(TASK, "x", Failed, T0), FAR_FUTURE),
+            Applied::Unchanged
+        );
+        assert_eq!(
+            s.apply(&call(TASK, "x", Queued, T0), FAR_FUTURE),
+            Applied::Unchanged
+        );
         let st = s.stats(&TASK, day0(&s));
-        assert_eq!((st.total, st.succ, st.fail, st.exec, st.wait), (1, 1, 0, 1, 0));
+        assert_eq!(
+            (st.total, st.succ, st.fail, st.exec, st.wait),
+            (1, 1, 0, 1, 0)
+        );
         // Answered and failed: counts as answered, whatever the arrival order.
         s.apply(&call(TASK, "y", Failed, T0), FAR_FUTURE);
         s.apply(&call(TASK, "y", Connected, T0), FAR_FUTURE);
@@ -134,7 +149,11 @@ mod tests {
         s.apply(&plan(TASK, 12, T0 + 5), FAR_FUTURE);
         assert_eq!(s.stats(&TASK, d).planned, 12);
         s.apply(&plan(TASK, 3, T0 + 24 * HOUR), FAR_FUTURE);
-        assert_eq!(s.stats(&TASK, d).planned, 12, "another day's plan is its own");
+        assert_eq!(
+            s.stats(&TASK, d).planned,
+            12,
+            "another day's plan is its own"
+        );
         assert_eq!(s.stats(&TASK, d + 1).planned, 3);
     }
 
@@ -157,7 +176,10 @@ mod tests {
         s.apply(&call(TASK, "c", Finished, T0 + 24 * HOUR), FAR_FUTURE);
         s.apply(&call(TASK, "q", Dialing, T0 + 24 * HOUR), FAR_FUTURE);
         let st = s.stats(&TASK, d);
-        assert_eq!((st.total, st.wait, st.exec, st.succ, st.comp), (2, 0, 1, 1, 1));
+        assert_eq!(
+            (st.total, st.wait, st.exec, st.succ, st.comp),
+            (2, 0, 1, 1, 1)
+        );
     }
 
     #[test]
@@ -171,7 +193,13 @@ mod tests {
         let m = s.maintain();
         assert_eq!(m.calls_dropped, 1);
         assert_eq!(s.calls_tracked(), 1);
-        assert_eq!(s.stats(&TASK, d), TaskStats { wait: 1, ..TaskStats::default() });
+        assert_eq!(
+            s.stats(&TASK, d),
+            TaskStats {
+                wait: 1,
+                ..TaskStats::default()
+            }
+        );
         assert_eq!(
             s.apply(&call(TASK, "older", Failed, T0), FAR_FUTURE),
             Applied::TooOld
@@ -185,7 +213,11 @@ mod tests {
         let s = store();
         let e = call(TASK, "x", CallState::Queued, T0 + HOUR);
         assert_eq!(s.apply(&e, T0), Applied::FromTheFuture);
-        assert_eq!(s.watermark(), 0, "a refused event does not move the watermark");
+        assert_eq!(
+            s.watermark(),
+            0,
+            "a refused event does not move the watermark"
+        );
         assert_eq!(s.apply(&e, T0 + HOUR - 1), Applied::Changed);
     }
 
@@ -209,9 +241,10 @@ mod tests {
             task_id,
         });
         let state = prop::sample::select(CallState::ALL.to_vec());
-        let call_event = (task.clone(), 0u8..12, state, 0i64..40 * HOUR).prop_map(
-            |(task, id, state, dt)| call(task, &format!("c{id}"), state, T0 - 8 * HOUR + dt),
-        );
+        let call_event =
+            (task.clone(), 0u8..12, state, 0i64..40 * HOUR).prop_map(|(task, id, state, dt)| {
+                call(task, &format!("c{id}"), state, T0 - 8 * HOUR + dt)
+            });
         let plan_event = (task, 0u64..20, 0i64..40 * HOUR)
             .prop_map(|(task, n, dt)| plan(task, n, T0 - 8 * HOUR + (dt / HOUR) * HOUR));
         prop::collection::vec(prop_oneof![4 => call_event, 1 => plan_event], 0..80)

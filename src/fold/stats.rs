@@ -88,8 +88,8 @@ mod tests {
             (1, 8, "12.5%"),
             (1, 200, "0.5%"),
             (1, 300, "0.33%"),
-            (1, 20_000, "0.01%"),  // exactly half of a hundredth: rounds up
-            (1, 20_001, "0%"),     // just under half: rounds down
+            (1, 20_000, "0.01%"), // exactly half of a hundredth: rounds up
+            (1, 20_001, "0%"),    // just under half: rounds down
             (1, 16, "6.25%"),
             (7, 1000, "0.7%"),
             (1, 40_000, "0%"),

@@ -149,7 +149,7 @@ impl Hasher for CallKeyHasher {
 pub type CallMap = HashMap<CallKey, Call, BuildHasherDefault<CallKeyHasher>>;
 
 /// Everything known about one task.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TaskState {
     pub calls: CallMap,
     /// Ascending by day; a handful at most (the retention window).
@@ -161,14 +161,19 @@ pub struct TaskState {
     oldest_active: i64,
 }
 
-impl TaskState {
-    fn new() -> Self {
+impl Default for TaskState {
+    fn default() -> Self {
         TaskState {
+            calls: CallMap::default(),
+            days: Vec::new(),
+            waiting: 0,
+            executing: 0,
             oldest_active: i64::MAX,
-            ..TaskState::default()
         }
     }
+}
 
+impl TaskState {
     fn day_mut(&mut self, day: Day) -> &mut DayCounts {
         let i = match self.days.binary_search_by_key(&day, |d| d.day) {
             Ok(i) => i,
@@ -442,7 +447,7 @@ impl Store {
                 return Applied::TooOld;
             }
         }
-        let mut task = self.tasks.entry(event.task).or_insert_with(TaskState::new);
+        let mut task = self.tasks.entry(event.task).or_default();
         match event.kind {
             EventKind::Call { call, state } => {
                 let ctx = ApplyContext {

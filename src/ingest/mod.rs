@@ -108,10 +108,7 @@ impl Ingest {
 
     /// The positions as of the last published batch.
     pub fn positions(&self) -> Positions {
-        self.positions
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_default()
+        self.positions.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// Stops the loop and returns the final positions (everything below them is folded).
@@ -191,7 +188,10 @@ impl Worker {
                 Ok(p) if !p.is_empty() => break p,
                 Ok(_) => tracing::info!(topic = %topic, "topic not there yet; waiting"),
                 Err(e) => {
-                    self.metrics.consumer_errors.with_label_values(&["metadata"]).inc();
+                    self.metrics
+                        .consumer_errors
+                        .with_label_values(&["metadata"])
+                        .inc();
                     tracing::warn!(topic = %topic, error = %e, "cannot read topic metadata; retrying")
                 }
             }
@@ -284,7 +284,10 @@ impl Worker {
             }
         }
         if let Err(e) = self.consumer.assign(&tpl) {
-            self.metrics.consumer_errors.with_label_values(&["assign"]).inc();
+            self.metrics
+                .consumer_errors
+                .with_label_values(&["assign"])
+                .inc();
             tracing::error!(error = %e, "cannot assign partitions");
         }
     }
@@ -295,7 +298,10 @@ impl Worker {
             let _ = tpl.add_partition_offset(&self.config.topic, p, self.offset_for(p));
         }
         if let Err(e) = self.consumer.incremental_assign(&tpl) {
-            self.metrics.consumer_errors.with_label_values(&["assign"]).inc();
+            self.metrics
+                .consumer_errors
+                .with_label_values(&["assign"])
+                .inc();
             tracing::error!(error = %e, "cannot assign new partitions");
         }
     }
@@ -338,7 +344,10 @@ impl Worker {
                         .set((high - next).max(0));
                 }
                 Err(e) => {
-                    self.metrics.consumer_errors.with_label_values(&["watermarks"]).inc();
+                    self.metrics
+                        .consumer_errors
+                        .with_label_values(&["watermarks"])
+                        .inc();
                     if at_start {
                         // Unknown end: wait for it rather than declaring readiness on a guess.
                         self.targets.insert(p, i64::MAX);
@@ -367,7 +376,10 @@ impl Worker {
                     self.positions.insert(partition, offset + 1);
                 }
                 Err(e) => {
-                    self.metrics.consumer_errors.with_label_values(&["poll"]).inc();
+                    self.metrics
+                        .consumer_errors
+                        .with_label_values(&["poll"])
+                        .inc();
                     tracing::warn!(error = %e, "consumer error");
                     break;
                 }
@@ -392,13 +404,19 @@ impl Worker {
         let now = now_ms();
         match self.store.apply(&event, now) {
             Applied::Changed => {
-                self.metrics.events_applied.with_label_values(&["changed"]).inc();
+                self.metrics
+                    .events_applied
+                    .with_label_values(&["changed"])
+                    .inc();
                 self.metrics
                     .event_visible_delay
                     .observe((now - event.ts).max(0) as f64 / 1000.0);
             }
             Applied::Unchanged => {
-                self.metrics.events_applied.with_label_values(&["unchanged"]).inc();
+                self.metrics
+                    .events_applied
+                    .with_label_values(&["unchanged"])
+                    .inc();
             }
             Applied::TooOld => {
                 self.metrics

@@ -1,0 +1,280 @@
+//! Every row of the error table in api.md, over a real socket, with exact status and resultCode.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+async fn ready_app() -> (TestApp, MockKafka) {
+    let kafka = MockKafka::start("events", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
+    app.wait_ready(Duration::from_secs(20)).await;
+    (app, kafka)
+}
+
+fn assert_code(r: &realstat::client::Response, status: u16, code: &str) -> String {
+    assert_eq!(r.status, status, "body: {}", r.text());
+    let (got, desc) = result(r);
+    assert_eq!(got, code, "body: {}", r.text());
+    desc.as_str().map(str::to_owned).unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn invalid_parameters_are_0100002() {
+    let (app, _kafka) = ready_app().await;
+    for body in [
+        "",
+        "not json",
+        "[89, 92, \"1\"]",
+        "{\"vdn\":92,",
+        r#"{"taskId":"1"}"#,
+        r#"{"vdn":null,"taskId":"1"}"#,
+        r#"{"vdn":92}"#,
+        r#"{"vdn":0,"taskId":"1"}"#,
+        r#"{"vdn":5001,"taskId":"1"}"#,
+        r#"{"vdn":92.5,"taskId":"1"}"#,
+        r#"{"vdn":"-92","taskId":"1"}"#,
+        r#"{"vdn":" 92","taskId":"1"}"#,
+        r#"{"vdn":92,"taskId":""}"#,
+        r#"{"vdn":92,"taskId":"1234567890123456789012345678901"}"#,
+        r#"{"vdn":92,"taskId":1.0}"#,
+        r#"{"ccId":0,"vdn":92,"taskId":"1"}"#,
+        r#"{"ccId":65536,"vdn":92,"taskId":"1"}"#,
+        r#"{"ccId":"+1","vdn":92,"taskId":"1"}"#,
+        r#"{"vdn":92,"vdn":93,"taskId":"1"}"#,
+    ] {
+        let r = app.query(body).await;
+        let desc = assert_code(&r, 200, "0100002");
+        assert!(!desc.is_empty(), "a reason for {body}");
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn wrong_content_type_is_0100002() {
+    let (app, _kafka) = ready_app().await;
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    // Signed over host only, so the Content-Type is free to be wrong.
+    for ct in [
+        "text/plain",
+        "application/json; charset=GBK",
+        "application/xml",
+    ] {
+        let auth = realstat::auth::c2::sign(
+            AK,
+            SK.as_bytes(),
+            &now_timestamp(),
+            "POST",
+            PATH,
+            None,
+            &[("host", app.api.as_bytes())],
+            body.as_bytes(),
+        );
+        let r = post(
+            &app.api,
+            &[
+                ("Host", &app.api),
+                ("Content-Type", ct),
+                ("Authorization", &auth),
+            ],
+            body,
+        )
+        .await;
+        let desc = assert_code(&r, 200, "0100002");
+        assert!(desc.contains("Content-Type"), "{desc}");
+    }
+    // Tolerated forms.
+    for ct in ["application/json", "APPLICATION/JSON ; CHARSET=utf-8"] {
+        let auth = realstat::auth::c2::sign(
+            AK,
+            SK.as_bytes(),
+            &now_timestamp(),
+            "POST",
+            PATH,
+            None,
+            &[("host", app.api.as_bytes())],
+            body.as_bytes(),
+        );
+        let r = post(
+            &app.api,
+            &[
+                ("Host", &app.api),
+                ("Content-Type", ct),
+                ("Authorization", &auth),
+            ],
+            body,
+        )
+        .await;
+        assert_code(&r, 200, "0100000");
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn body_over_4_kib_is_413_0100002() {
+    let (app, _kafka) = ready_app().await;
+    let body = format!(r#"{{"vdn":92,"taskId":"1","pad":"{}"}}"#, "x".repeat(4100));
+    let r = app.query(&body).await;
+    assert_code(&r, 413, "0100002");
+    // Exactly 4 KiB is fine.
+    let head = r#"{"vdn":92,"taskId":"1","pad":""}"#;
+    let body = format!(
+        r#"{{"vdn":92,"taskId":"1","pad":"{}"}}"#,
+        "x".repeat(4096 - head.len())
+    );
+    assert_eq!(body.len(), 4096);
+    assert_code(&app.query(&body).await, 200, "0100000");
+    // Chunked, without a Content-Length: the limit holds while reading.
+    let chunk = "y".repeat(5000);
+    let auth = authorization(AK, SK, &app.api, &chunk, &now_timestamp());
+    let req = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        host = app.api,
+        len = chunk.len()
+    );
+    assert_code(&raw(&app.api, req.into_bytes()).await, 413, "0100002");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn authentication_failures_are_401_0100001() {
+    let (app, _kafka) = ready_app().await;
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    let ts = now_timestamp();
+    let good = authorization(AK, SK, &app.api, body, &ts);
+    let with = |auth: String| {
+        let api = app.api.clone();
+        async move {
+            post(
+                &api,
+                &[
+                    ("Host", &api),
+                    ("Content-Type", "application/json;charset=UTF-8"),
+                    ("Authorization", &auth),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+
+    // Missing.
+    let r = post(
+        &app.api,
+        &[("Host", &app.api), ("Content-Type", "application/json")],
+        body,
+    )
+    .await;
+    let missing = assert_code(&r, 401, "0100001");
+    assert!(missing.contains("missing"), "{missing}");
+
+    // Malformed.
+    for bad in [
+        "Bearer abc".to_owned(),
+        good.replacen("auth-v2", "auth-v1", 1),
+        good[..good.len() - 1].to_owned(),
+        good.replace(
+            "/content-length;content-type;host/",
+            "/content-length;content-type/",
+        ),
+    ] {
+        assert_code(&with(bad).await, 401, "0100001");
+    }
+
+    // Expired: signed 20 minutes ago (default skew 15 min).
+    let old = realstat::auth::c2::format_timestamp(now_ms() / 1000 - 20 * 60);
+    let expired = assert_code(
+        &with(authorization(AK, SK, &app.api, body, &old)).await,
+        401,
+        "0100001",
+    );
+    assert!(expired.contains("skew"), "{expired}");
+
+    // Unknown AK and wrong signature: one and the same answer.
+    let unknown = assert_code(
+        &with(authorization("nobody", SK, &app.api, body, &ts)).await,
+        401,
+        "0100001",
+    );
+    let mismatch = assert_code(
+        &with(authorization(AK, "wrong-secret", &app.api, body, &ts)).await,
+        401,
+        "0100001",
+    );
+    assert_eq!(unknown, mismatch);
+    // Tampered body: the signature covers it.
+    let tampered = post(
+        &app.api,
+        &[
+            ("Host", &app.api),
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Authorization", &good),
+        ],
+        r#"{"vdn":93,"taskId":"1"}"#,
+    )
+    .await;
+    assert_code(&tampered, 401, "0100001");
+    // Signed for another Host.
+    let other_host = authorization(AK, SK, "10.0.0.1:8080", body, &ts);
+    assert_code(&with(other_host).await, 401, "0100001");
+
+    // Duplicate Authorization headers.
+    let dup = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {good}\r\nAuthorization: {good}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+        host = app.api,
+        len = body.len()
+    );
+    assert_code(&raw(&app.api, dup.into_bytes()).await, 401, "0100001");
+
+    // The good one passes, and nothing secret is echoed in any answer above.
+    assert_code(&with(good.clone()).await, 200, "0100000");
+    for text in [&missing, &expired, &unknown, &mismatch] {
+        assert!(!text.contains(SK) && !text.contains(&good[good.len() - 64..]));
+    }
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(&m, r#"realstat_auth_failures_total{category="missing"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, r#"realstat_auth_failures_total{category="expired"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"realstat_auth_failures_total{category="unknown_key"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(!m.contains(SK) && !m.contains(AK), "no keys in metrics");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_key_scoped_to_vdn_92_cannot_read_vdn_93() {
+    let (app, _kafka) = ready_app().await;
+    let r = signed_post(&app.api, SCOPED_AK, SCOPED_SK, r#"{"vdn":92,"taskId":"1"}"#).await;
+    assert_code(&r, 200, "0100000");
+    let r = signed_post(&app.api, SCOPED_AK, SCOPED_SK, r#"{"vdn":93,"taskId":"1"}"#).await;
+    let desc = assert_code(&r, 200, "0101003");
+    assert_eq!(desc, "Insufficient permission");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn methods_other_than_post_are_405_with_allow() {
+    let (app, _kafka) = ready_app().await;
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let api = app.api.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            realstat::client::request(&api, method, PATH, &[], b"", Duration::from_secs(5))
+        })
+        .await
+        .expect("join")
+        .expect("answered");
+        assert_code(&r, 405, "0100001");
+        assert_eq!(r.header("allow"), Some("POST"), "{method}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,9 @@
+//! The realstatistic API over real sockets: the application is built per test on loopback port 0
+//! and fed through librdkafka's mock cluster, the same consumer code as production.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod errors;
+mod health;
+mod realstatistic;

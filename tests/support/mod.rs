@@ -1,0 +1,240 @@
+//! Shared by the integration test crates: spawn the real application on loopback port 0 against
+//! a Kafka (the embedded mock cluster or a real broker), sign requests, wait for readiness.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use realstat::auth::c2;
+use realstat::client::{self, Response};
+use realstat::config::Settings;
+use realstat::embedded::EmbeddedKafka;
+use realstat::startup::Application;
+use tokio::sync::broadcast;
+
+pub const PATH: &str = realstat::api::PATH;
+/// Reads every VDN.
+pub const AK: &str = "globalaktest";
+pub const SK: &str = "testSecretKey123";
+/// Reads VDN 92 only.
+pub const SCOPED_AK: &str = "vdn92only";
+pub const SCOPED_SK: &str = "scopedSecret-92";
+
+pub const KEYS_TOML: &str = r#"
+[[key]]
+ak = "globalaktest"
+sk = "testSecretKey123"
+vdns = "*"
+
+[[key]]
+ak = "vdn92only"
+sk = "scopedSecret-92"
+vdns = [92]
+"#;
+
+pub struct TestApp {
+    pub api: String,
+    pub admin: String,
+    pub shutdown: broadcast::Sender<()>,
+    pub store: std::sync::Arc<realstat::fold::Store>,
+    pub run: tokio::task::JoinHandle<()>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A topic with events in the embedded mock cluster.
+pub struct MockKafka {
+    pub kafka: EmbeddedKafka,
+    pub topic: String,
+}
+
+impl MockKafka {
+    pub fn start(topic: &str, partitions: i32) -> MockKafka {
+        let kafka = EmbeddedKafka::start().expect("mock cluster starts");
+        kafka
+            .create_topic(topic, partitions)
+            .expect("topic created");
+        MockKafka {
+            kafka,
+            topic: topic.to_owned(),
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        self.kafka.bootstrap_servers().to_owned()
+    }
+
+    pub fn produce(&self, messages: &[(Option<&str>, &[u8])]) {
+        produce(&self.brokers(), &self.topic, messages);
+    }
+}
+
+pub fn produce(brokers: &str, topic: &str, messages: &[(Option<&str>, &[u8])]) {
+    let msgs: Vec<(Option<&str>, Option<i32>, &[u8])> =
+        messages.iter().map(|(k, v)| (*k, None, *v)).collect();
+    realstat::simulate::produce_raw(brokers, topic, &[], &msgs).expect("produced");
+}
+
+/// Settings for a test instance: loopback, port 0, keys file in a temp dir.
+pub fn test_settings(brokers: &str, topic: &str, dir: &tempfile::TempDir) -> Settings {
+    let keys: PathBuf = dir.path().join("keys.toml");
+    std::fs::write(&keys, KEYS_TOML).expect("keys file written");
+    let mut s = Settings::default();
+    s.listen = "127.0.0.1:0".into();
+    s.admin_listen = "127.0.0.1:0".into();
+    s.kafka.brokers = Some(brokers.to_owned());
+    s.kafka.topic = topic.to_owned();
+    s.kafka.metadata_refresh = Duration::from_secs(1);
+    s.auth.keys_file = Some(keys);
+    s.auth.keys_poll = Duration::from_millis(100);
+    s.snapshot.dir = dir.path().join("data");
+    s.workers = Some(2);
+    s
+}
+
+pub async fn spawn_app(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let api = format!("127.0.0.1:{}", app.api_port());
+    let admin = format!("127.0.0.1:{}", app.admin_port());
+    let shutdown = app.shutdown_handle();
+    let store = app.store();
+    let run = tokio::spawn(async move {
+        app.run_until_stopped().await.expect("clean stop");
+    });
+    TestApp {
+        api,
+        admin,
+        shutdown,
+        store,
+        run,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.run.await;
+    }
+
+    /// Polls /health/ready until 200 (panics after `timeout`).
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = get(&self.admin, "/health/ready").await;
+            if r.status == 200 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not ready after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A correctly signed realstatistic request by the all-VDN key.
+    pub async fn query(&self, body: &str) -> Response {
+        signed_post(&self.api, AK, SK, body).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        get(&self.admin, "/metrics").await.text()
+    }
+}
+
+pub async fn get(addr: &str, path: &str) -> Response {
+    let addr = addr.to_owned();
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        client::request(&addr, "GET", &path, &[], b"", Duration::from_secs(10))
+    })
+    .await
+    .expect("join")
+    .expect("GET answered")
+}
+
+pub fn now_timestamp() -> String {
+    c2::format_timestamp(realstat::fold::calendar::now_ms() / 1000)
+}
+
+/// The Authorization value for a POST to PATH with the headers real clients sign.
+pub fn authorization(ak: &str, sk: &str, host: &str, body: &str, timestamp: &str) -> String {
+    let len = body.len().to_string();
+    c2::sign(
+        ak,
+        sk.as_bytes(),
+        timestamp,
+        "POST",
+        PATH,
+        None,
+        &[
+            ("content-length", len.as_bytes()),
+            ("content-type", b"application/json;charset=UTF-8"),
+            ("host", host.as_bytes()),
+        ],
+        body.as_bytes(),
+    )
+}
+
+pub async fn signed_post(addr: &str, ak: &str, sk: &str, body: &str) -> Response {
+    let auth = authorization(ak, sk, addr, body, &now_timestamp());
+    post(
+        addr,
+        &[
+            ("Host", addr),
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Authorization", &auth),
+        ],
+        body,
+    )
+    .await
+}
+
+pub async fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let addr = addr.to_owned();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let body = body.as_bytes().to_vec();
+    tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        client::request(&addr, "POST", PATH, &h, &body, Duration::from_secs(10))
+    })
+    .await
+    .expect("join")
+    .expect("POST answered")
+}
+
+pub async fn raw(addr: &str, request: Vec<u8>) -> Response {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || client::send_raw(&addr, &request, Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("raw request answered")
+}
+
+/// `(resultCode, resultDesc)` of a response body.
+pub fn result(r: &Response) -> (String, serde_json::Value) {
+    let v = r
+        .json()
+        .unwrap_or_else(|e| panic!("JSON body expected ({e}): {}", r.text()));
+    (
+        v["resultCode"].as_str().unwrap_or("<none>").to_owned(),
+        v["resultDesc"].clone(),
+    )
+}
+
+/// The value of one un-labelled or labelled sample in Prometheus text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn now_ms() -> i64 {
+    realstat::fold::calendar::now_ms()
+}
