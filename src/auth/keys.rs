@@ -867,12 +867,3 @@ mod tests {
             .expect("reloader did not panic");
     }
 }
-#[cfg(test)]
-mod tmp_show {
-    #[test]
-    fn show() {
-        for t in ["[[key]]\nak = \"x\"\nsk = \"unterminated\n", "[[key]]\nak = \"k\"\nsk = \"s\"\nvdns = [1]\nvdn = [2]", "[[key]]\nak = \"k\"\nsk = \"s\"\n", "[[key]]\nak = \"k\"\nsk = \"s\"\nvdns = [1.5]", "[[key]]\nak = \"k\"\nsk = \"s\" junk\n","[[key]]\nak = \"a\"\nsk = \"s\"\nvdns = [1]\n[[key]]\nak = \"a\"\nsk = \"t\"\nvdns = [1]\n", "[[key]]\nak = 5\n", "key=3", "[[key]]\nak = \"k\"\nsk_env = \"NOPE\"\nvdns=[1]"] {
-            eprintln!("{}", super::KeySet::parse(t, &|_| None).unwrap_err());
-        }
-    }
-}

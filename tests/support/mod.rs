@@ -78,16 +78,18 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(Option<&str>, &[u8])]) {
 pub fn test_settings(brokers: &str, topic: &str, dir: &tempfile::TempDir) -> Settings {
     let keys: PathBuf = dir.path().join("keys.toml");
     std::fs::write(&keys, KEYS_TOML).expect("keys file written");
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".into();
-    s.admin_listen = "127.0.0.1:0".into();
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
+        workers: Some(2),
+        ..Settings::default()
+    };
     s.kafka.brokers = Some(brokers.to_owned());
     s.kafka.topic = topic.to_owned();
     s.kafka.metadata_refresh = Duration::from_secs(1);
     s.auth.keys_file = Some(keys);
     s.auth.keys_poll = Duration::from_millis(100);
     s.snapshot.dir = dir.path().join("data");
-    s.workers = Some(2);
     s
 }
 
