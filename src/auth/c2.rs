@@ -419,7 +419,7 @@ pub fn canonical_request(
     lines.sort_unstable();
 
     let mut out = String::with_capacity(
-        method.len() + path.len() + signed_headers.len() + 64 + body.len() * 3,
+        method.len() + path.len() + signed_headers.len() + 64 + body.len().saturating_mul(3),
     );
     out.push_str(method);
     out.push('\n');

@@ -118,7 +118,7 @@ pub enum KeyProblem {
     SkEnvUnset(String),
     #[error("sk_env: environment variable {0} is empty")]
     SkEnvEmpty(String),
-    #[error("{field} must be \"*\" or a non-empty list of numbers")]
+    #[error("{field} must be \"*\" or a non-empty list of integers")]
     BadScope { field: &'static str },
     #[error("{field}: {value} is out of range {min}..={max}")]
     OutOfRange {
@@ -166,20 +166,13 @@ struct RawKey {
     sk: Option<toml::Value>,
     #[serde(default)]
     sk_env: Option<String>,
-    vdns: RawScope,
+    vdns: toml::Value,
     #[serde(default)]
-    cc_ids: Option<RawScope>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawScope {
-    Star(String),
-    List(Vec<i64>),
+    cc_ids: Option<toml::Value>,
 }
 
 fn scope(
-    raw: RawScope,
+    raw: toml::Value,
     field: &'static str,
     max: u16,
     key: &KeyRef,
@@ -188,14 +181,17 @@ fn scope(
         key: key.clone(),
         problem,
     };
+    // Converted by hand rather than through an untagged serde enum, whose error ("data did not
+    // match any variant") would not tell the operator what to write.
     match raw {
-        RawScope::Star(s) if s == "*" => Ok(Scope::All),
-        RawScope::Star(_) => Err(err(KeyProblem::BadScope { field })),
+        toml::Value::String(s) if s == "*" => Ok(Scope::All),
         // An empty list would make a key that can read nothing: a mistake, not a policy.
-        RawScope::List(v) if v.is_empty() => Err(err(KeyProblem::BadScope { field })),
-        RawScope::List(v) => {
-            let mut out = Vec::with_capacity(v.len());
-            for value in v {
+        toml::Value::Array(items) if !items.is_empty() => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let toml::Value::Integer(value) = item else {
+                    return Err(err(KeyProblem::BadScope { field }));
+                };
                 match u16::try_from(value) {
                     Ok(n) if (1..=max).contains(&n) => out.push(n),
                     _ => {
@@ -210,6 +206,7 @@ fn scope(
             }
             Ok(Scope::only(out))
         }
+        _ => Err(err(KeyProblem::BadScope { field })),
     }
 }
 
@@ -684,6 +681,18 @@ mod tests {
                 "sk = \"s\"\nvdns = []",
                 KeyProblem::BadScope { field: "vdns" },
             ),
+            (
+                "sk = \"s\"\nvdns = [1.5]",
+                KeyProblem::BadScope { field: "vdns" },
+            ),
+            (
+                "sk = \"s\"\nvdns = 7",
+                KeyProblem::BadScope { field: "vdns" },
+            ),
+            (
+                "sk = \"s\"\nvdns = [1]\ncc_ids = [\"89\"]",
+                KeyProblem::BadScope { field: "cc_ids" },
+            ),
         ];
         for (body, expected) in cases {
             let (key, p) = problem(&one_key(body));
@@ -701,7 +710,7 @@ mod tests {
         for body in [
             "sk = \"s\"\nvdns = [1]\nvdn = [2]",
             "sk = \"s\"",
-            "sk = \"s\"\nvdns = [1.5]",
+            "sk_env = 5\nvdns = [1]",
         ] {
             let (_, p) = problem(&one_key(body));
             assert!(matches!(p, KeyProblem::Field(_)), "{body}: {p:?}");

@@ -7,7 +7,7 @@
 //! in `spec/api.md`; [`c2`] implements it as pure functions and [`keys`] holds the secrets.
 //!
 //! Why it is built this way:
-//! - The algorithm is the vendor's, bugs and all (the second HMAC is keyed with hex *text*, the
+//! - The algorithm is the vendor's, quirks and all (the second HMAC is keyed with hex *text*, the
 //!   body is percent-encoded rather than hashed): existing CC-CMS clients must work unchanged,
 //!   and the published vectors are the arbiter.
 //! - The server reuses the client's `signedHeaders` text verbatim instead of re-sorting it:
