@@ -50,6 +50,13 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     m.tasks_tracked.set(state.store.tasks_tracked() as i64);
     m.calls_tracked.set(state.store.calls_tracked() as i64);
     m.ready.set(i64::from(state.readiness.is_ready()));
+    let last = m
+        .snapshot_last_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if last > 0 {
+        let age_ms = crate::fold::calendar::now_ms().saturating_sub(last).max(0);
+        m.snapshot_age.set(age_ms as f64 / 1000.0);
+    }
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
         .body(m.render())

@@ -23,6 +23,11 @@ enum Command {
         partitions: i32,
         reply: mpsc::Sender<Result<(), String>>,
     },
+    /// Take every broker down (`up == false`) or bring them back.
+    SetBrokers {
+        up: bool,
+        reply: mpsc::Sender<Result<(), String>>,
+    },
 }
 
 pub struct EmbeddedKafka {
@@ -60,6 +65,14 @@ impl EmbeddedKafka {
                                 .map_err(|e| e.to_string());
                             let _ = reply.send(r);
                         }
+                        Command::SetBrokers { up, reply } => {
+                            let r = if up {
+                                cluster.broker_up(-1)
+                            } else {
+                                cluster.broker_down(-1)
+                            };
+                            let _ = reply.send(r.map_err(|e| e.to_string()));
+                        }
                     }
                 }
             })
@@ -81,15 +94,32 @@ impl EmbeddedKafka {
 
     /// Creates a topic (the mock broker does not implement the CreateTopics API).
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), EmbeddedError> {
+        self.call(|reply| Command::CreateTopic {
+            topic: topic.to_owned(),
+            partitions,
+            reply,
+        })
+    }
+
+    /// Simulates a broker outage: connections are cut and refused until [`Self::brokers_up`].
+    /// (For fault tests: a real broker cannot be stopped on demand without losing its log here.)
+    pub fn brokers_down(&self) -> Result<(), EmbeddedError> {
+        self.call(|reply| Command::SetBrokers { up: false, reply })
+    }
+
+    pub fn brokers_up(&self) -> Result<(), EmbeddedError> {
+        self.call(|reply| Command::SetBrokers { up: true, reply })
+    }
+
+    fn call(
+        &self,
+        make: impl FnOnce(mpsc::Sender<Result<(), String>>) -> Command,
+    ) -> Result<(), EmbeddedError> {
         let (reply, result) = mpsc::channel();
         self.commands
             .as_ref()
             .ok_or_else(|| EmbeddedError::Command("stopped".into()))?
-            .send(Command::CreateTopic {
-                topic: topic.to_owned(),
-                partitions,
-                reply,
-            })
+            .send(make(reply))
             .map_err(|e| EmbeddedError::Command(e.to_string()))?;
         result
             .recv()

@@ -20,5 +20,6 @@ pub mod fold;
 pub mod ingest;
 pub mod metrics;
 pub mod simulate;
+pub mod snapshot;
 pub mod startup;
 pub mod telemetry;

@@ -34,6 +34,11 @@ pub struct Metrics {
     pub snapshot_age: prometheus::Gauge,
     pub snapshot_duration: Histogram,
     pub snapshot_size: IntGauge,
+    pub snapshot_failures: IntCounter,
+    pub dead_letter_failures: IntCounter,
+    /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
+    /// into `realstat_snapshot_age_seconds` at scrape time.
+    pub snapshot_last_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The label values of `events_rejected` beyond the decoder's reasons: events that are valid JSON
@@ -199,6 +204,17 @@ impl Metrics {
                 "realstat_snapshot_size_bytes",
                 "Size of the last snapshot written.",
             ),
+            snapshot_failures: counter(
+                &r,
+                "realstat_snapshot_failures_total",
+                "Snapshots that could not be written.",
+            ),
+            dead_letter_failures: counter(
+                &r,
+                "realstat_dead_letter_failures_total",
+                "Rejected events that could not be queued to the dead-letter topic.",
+            ),
+            snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
         m.registry

@@ -23,6 +23,7 @@ use crate::fold::Store;
 use crate::ingest::{Ingest, IngestConfig, Positions, Readiness};
 use crate::metrics::Metrics;
 use crate::simulate::{self, SimulateOptions};
+use crate::snapshot::{self, SnapshotDir, Snapshotter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -40,6 +41,8 @@ pub enum StartupError {
     Ingest(#[from] crate::ingest::IngestError),
     #[error("server error: {0}")]
     Server(#[source] std::io::Error),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// The access key of the embedded demo. Its secret is drawn at random on every start and printed.
@@ -64,6 +67,10 @@ pub struct Application {
     api_server: Server,
     admin_server: Server,
     ingest: Option<Ingest>,
+    /// `None` in demo mode: the embedded broker starts empty every time, so offsets saved from
+    /// a previous run would point into a log that no longer exists.
+    snapshots: Option<SnapshotDir>,
+    snapshotter: Option<Snapshotter>,
     demo: Option<Demo>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -74,11 +81,6 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        Self::build_from(settings, Positions::new()).await
-    }
-
-    /// Builds with given starting offsets (from a snapshot, once restored into the store).
-    async fn build_from(settings: Settings, start: Positions) -> Result<Application, StartupError> {
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::default());
         let store = Arc::new(Store::new(settings.calendar(), settings.fold));
@@ -119,6 +121,35 @@ impl Application {
             }
         };
 
+        // Restore before consuming: the newest valid snapshot gives the state and where to go on.
+        let snapshots = demo
+            .is_none()
+            .then(|| SnapshotDir::new(&settings.snapshot.dir, settings.snapshot.keep));
+        let mut start = Positions::new();
+        if let Some(dir) = &snapshots {
+            match dir.restore(&store, &settings.kafka.topic)? {
+                Some(r) => {
+                    tracing::info!(
+                        path = %r.path.display(),
+                        bytes = r.bytes,
+                        ms = r.duration.as_millis() as u64,
+                        tasks = store.tasks_tracked(),
+                        calls = store.calls_tracked(),
+                        positions = ?r.header.positions,
+                        "restored snapshot; resuming from its offsets"
+                    );
+                    metrics
+                        .snapshot_last_ms
+                        .store(r.header.created_ms, Ordering::Relaxed);
+                    start = r.header.positions;
+                }
+                None => tracing::info!(
+                    dir = %dir.path().display(),
+                    "no usable snapshot; reading the log from the beginning"
+                ),
+            }
+        }
+
         let ingest = Ingest::start(
             IngestConfig {
                 brokers: brokers.clone(),
@@ -126,12 +157,28 @@ impl Application {
                 properties: settings.kafka.properties.clone(),
                 metadata_refresh: settings.kafka.metadata_refresh,
                 default_cc_id: settings.default_cc_id,
+                dlq_topic: settings.kafka.dlq_topic.clone(),
             },
             store.clone(),
             metrics.clone(),
             readiness.clone(),
             start,
         )?;
+
+        let snapshotter = match &snapshots {
+            Some(dir) => Some(
+                Snapshotter::start(
+                    dir.clone(),
+                    settings.snapshot.interval,
+                    store.clone(),
+                    settings.kafka.topic.clone(),
+                    metrics.clone(),
+                    ingest.position_reader(),
+                )
+                .map_err(StartupError::Server)?,
+            ),
+            None => None,
+        };
 
         if let Some(d) = demo.as_mut() {
             let stop = d.stop.clone();
@@ -203,6 +250,8 @@ impl Application {
             api_server,
             admin_server,
             ingest: Some(ingest),
+            snapshots,
+            snapshotter,
             demo,
             store,
             metrics,
@@ -302,13 +351,27 @@ impl Application {
         let _ = api_task.await;
         let _ = admin_task.await;
 
-        if let Some(ingest) = self.ingest.take() {
-            // Joining the consumer thread blocks; keep it off the async workers.
-            let positions = tokio::task::spawn_blocking(move || ingest.stop())
-                .await
-                .unwrap_or_default();
-            tracing::info!(?positions, "consumer stopped");
-        }
+        // Stop the consumer, then write the final snapshot at its final positions. Joining
+        // threads and writing files block: keep them off the async workers.
+        let snapshotter = self.snapshotter.take();
+        let ingest = self.ingest.take();
+        let snapshots = self.snapshots.take();
+        let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        let topic = self.settings.kafka.topic.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(s) = snapshotter {
+                s.stop();
+            }
+            if let Some(ingest) = ingest {
+                let positions = ingest.stop();
+                tracing::info!(?positions, "consumer stopped");
+                if let Some(dir) = snapshots {
+                    snapshot::write_and_report(&dir, &store, &positions, &topic, &metrics);
+                }
+            }
+        })
+        .await;
         if let Some(mut demo) = self.demo.take() {
             demo.stop.store(true, Ordering::Release);
             if let Some(t) = demo.simulator.take() {

@@ -6,54 +6,25 @@ pub mod store;
 
 pub use calendar::{Calendar, Day};
 pub use stats::{Percent, TaskStats};
-pub use store::{Applied, FoldPolicy, Maintenance, Store};
+pub use store::{Applied, FoldPolicy, Maintenance, Plan, RestoredCall, Store};
+
+#[cfg(test)]
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::ids::TaskKey;
-    use crate::events::{CallKey, CallState, Event, EventKind};
+    use crate::events::{CallState, Event};
     use proptest::prelude::*;
+
+    use crate::fold::testing::*;
 
     const TASK: TaskKey = TaskKey {
         cc_id: 89,
         vdn: 92,
         task_id: 1_122_104_910,
     };
-    /// 2024-11-24T08:00:00+08:00: a morning in Shanghai.
-    const T0: i64 = 1_732_406_400_000;
-    const HOUR: i64 = 3_600_000;
-    const FAR_FUTURE: i64 = i64::MAX / 2;
-
-    fn store() -> Store {
-        Store::new(
-            Calendar::named("Asia/Shanghai").expect("zone"),
-            FoldPolicy::default(),
-        )
-    }
-
-    fn call(task: TaskKey, id: &str, state: CallState, ts: i64) -> Event {
-        Event {
-            task,
-            ts,
-            kind: EventKind::Call {
-                call: CallKey::of(id),
-                state,
-            },
-        }
-    }
-
-    fn plan(task: TaskKey, planned: u64, ts: i64) -> Event {
-        Event {
-            task,
-            ts,
-            kind: EventKind::Task { planned },
-        }
-    }
-
-    fn day0(s: &Store) -> Day {
-        s.calendar().day_of(T0)
-    }
 
     #[test]
     fn the_vendor_example() {
@@ -231,52 +202,6 @@ mod tests {
     }
 
     // ---- properties ----------------------------------------------------------------------------
-
-    /// A generated log: a few tasks, calls with random state sequences and times spread over two
-    /// local days (inside the retention window), plans, and duplicates.
-    fn arb_log() -> impl Strategy<Value = Vec<Event>> {
-        let task = (0u128..3, 90u16..92).prop_map(|(task_id, vdn)| TaskKey {
-            cc_id: 1,
-            vdn,
-            task_id,
-        });
-        let state = prop::sample::select(CallState::ALL.to_vec());
-        let call_event =
-            (task.clone(), 0u8..12, state, 0i64..40 * HOUR).prop_map(|(task, id, state, dt)| {
-                call(task, &format!("c{id}"), state, T0 - 8 * HOUR + dt)
-            });
-        let plan_event = (task, 0u64..20, 0i64..40 * HOUR)
-            .prop_map(|(task, n, dt)| plan(task, n, T0 - 8 * HOUR + (dt / HOUR) * HOUR));
-        prop::collection::vec(prop_oneof![4 => call_event, 1 => plan_event], 0..80)
-    }
-
-    fn fold(events: &[Event], maintain_every: usize) -> Store {
-        let s = Store::new(
-            Calendar::named("Asia/Shanghai").expect("zone"),
-            FoldPolicy {
-                stale_after_ms: 20 * HOUR,
-                ..FoldPolicy::default()
-            },
-        );
-        for (i, e) in events.iter().enumerate() {
-            s.apply(e, FAR_FUTURE);
-            if maintain_every > 0 && i % maintain_every == 0 {
-                s.maintain();
-            }
-        }
-        s.maintain();
-        s
-    }
-
-    fn all_stats(s: &Store) -> Vec<(TaskKey, Day, TaskStats)> {
-        let d = day0(s);
-        let mut keys = s.task_keys();
-        keys.sort();
-        keys.into_iter()
-            .flat_map(|k| (d - 1..=d + 1).map(move |day| (k, day)))
-            .map(|(k, day)| (k, day, s.stats(&k, day)))
-            .collect()
-    }
 
     proptest! {
         #[test]

@@ -71,6 +71,15 @@ pub struct Call {
     pub expired: bool,
 }
 
+/// A call as a snapshot keeps it: what cannot be derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoredCall {
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub state: CallState,
+    pub expired: bool,
+}
+
 /// Whether a call counts in waitCount or execCount right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Activity {
@@ -503,6 +512,53 @@ impl Store {
         self.calls_expired_total
             .fetch_add(report.calls_expired, Ordering::Relaxed);
         report
+    }
+
+    /// Visits every task under its shard's read lock, for snapshots: queries and the writer go on
+    /// meanwhile (they are not blocked by readers, only by the writer touching the same shard).
+    pub fn for_each_task(&self, mut visit: impl FnMut(&TaskKey, &TaskState)) {
+        for entry in self.tasks.iter() {
+            visit(entry.key(), entry.value());
+        }
+    }
+
+    /// Puts back a task from a snapshot: its calls and its plans. Everything else (day counters,
+    /// waiting/executing, the days themselves) is derived here from those, so a snapshot cannot
+    /// hold counters that disagree with its calls.
+    pub fn restore_task(
+        &self,
+        key: TaskKey,
+        plans: impl IntoIterator<Item = Plan>,
+        calls: impl IntoIterator<Item = (CallKey, RestoredCall)>,
+    ) {
+        let mut task = TaskState::default();
+        for plan in plans {
+            let day = self.calendar.day_of(plan.ts);
+            task.day_mut(day).plan = Some(plan);
+        }
+        let mut n = 0;
+        for (k, c) in calls {
+            let call = Call {
+                first_ts: c.first_ts,
+                last_ts: c.last_ts,
+                day: self.calendar.day_of(c.first_ts),
+                state: c.state,
+                expired: c.expired,
+            };
+            if task.calls.insert(k, call).is_none() {
+                task.add(&call);
+                n += 1;
+            }
+        }
+        self.calls_tracked.fetch_add(n, Ordering::Relaxed);
+        self.tasks.insert(key, task);
+    }
+
+    /// Restores the event-time clock and the expiry count saved with a snapshot.
+    pub fn restore_clock(&self, watermark: i64, calls_expired_total: u64) {
+        self.watermark.fetch_max(watermark, Ordering::AcqRel);
+        self.calls_expired_total
+            .fetch_add(calls_expired_total, Ordering::Relaxed);
     }
 
     /// The numbers of a task for a day; a task never seen has all zeros.

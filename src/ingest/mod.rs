@@ -20,10 +20,13 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+pub mod dead_letter;
+
 use crate::events::Decoder;
 use crate::fold::calendar::now_ms;
 use crate::fold::{Applied, Store};
 use crate::metrics::{Metrics, REJECT_FROM_THE_FUTURE, REJECT_TOO_OLD};
+use dead_letter::{DeadLetters, Origin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -42,6 +45,8 @@ pub struct IngestConfig {
     pub properties: Vec<(String, String)>,
     pub metadata_refresh: Duration,
     pub default_cc_id: u16,
+    /// Copy rejected events here (with the reason and origin in headers).
+    pub dlq_topic: Option<String>,
 }
 
 /// Readiness shared with the HTTP side: false until the consumer has caught up once.
@@ -79,12 +84,16 @@ impl Ingest {
         readiness: Arc<Readiness>,
         start: Positions,
     ) -> Result<Ingest, IngestError> {
-        let consumer = consumer(&config).map_err(IngestError::Client)?;
+        let client_config = client_config(&config);
+        let consumer = client_config.create().map_err(IngestError::Client)?;
+        let dead_letters = DeadLetters::new(config.dlq_topic.as_deref(), &client_config)
+            .map_err(IngestError::Client)?;
         let stop = Arc::new(AtomicBool::new(false));
         let positions = Arc::new(Mutex::new(start.clone()));
         let worker = Worker {
             consumer,
             decoder: Decoder::new(config.default_cc_id),
+            dead_letters,
             config,
             store,
             metrics,
@@ -106,9 +115,15 @@ impl Ingest {
         })
     }
 
-    /// The positions as of the last published batch.
+    /// The positions as of the last published batch: every event below them is in the store.
     pub fn positions(&self) -> Positions {
-        self.positions.lock().map(|p| p.clone()).unwrap_or_default()
+        read_positions(&self.positions)
+    }
+
+    /// A reader of [`Ingest::positions`] that can live on another thread (the snapshotter).
+    pub fn position_reader(&self) -> impl Fn() -> Positions + Send + 'static {
+        let shared = self.positions.clone();
+        move || read_positions(&shared)
     }
 
     /// Stops the loop and returns the final positions (everything below them is folded).
@@ -130,7 +145,11 @@ impl Drop for Ingest {
     }
 }
 
-fn consumer(config: &IngestConfig) -> Result<BaseConsumer, KafkaError> {
+fn read_positions(shared: &Mutex<Positions>) -> Positions {
+    shared.lock().map(|p| p.clone()).unwrap_or_default()
+}
+
+fn client_config(config: &IngestConfig) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.brokers)
         // A group id is needed by librdkafka's consumer even with manual assignment; nothing is
@@ -148,7 +167,7 @@ fn consumer(config: &IngestConfig) -> Result<BaseConsumer, KafkaError> {
     for (k, v) in &config.properties {
         cc.set(k, v);
     }
-    cc.create()
+    cc
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -156,10 +175,14 @@ const MAX_BATCH: usize = 4096;
 const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 const END_OFFSETS_EVERY: Duration = Duration::from_secs(5);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// The periodic end-offset refresh runs on the consumer thread: keep it short so a slow or
+/// absent broker costs ingestion at most this much per refresh.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Worker {
     consumer: BaseConsumer,
     decoder: Decoder,
+    dead_letters: DeadLetters,
     config: IngestConfig,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -246,6 +269,7 @@ impl Worker {
             }
         }
         self.publish();
+        self.dead_letters.flush();
         tracing::info!(positions = ?self.positions, "ingest stopped");
         self.positions
     }
@@ -310,10 +334,15 @@ impl Worker {
     /// position is below the log's start (retention deleted it) is reported: librdkafka then
     /// resets to the earliest offset (`auto.offset.reset`).
     fn refresh_end_offsets(&mut self, partitions: &[i32], at_start: bool) {
+        let timeout = if at_start {
+            METADATA_TIMEOUT
+        } else {
+            REFRESH_TIMEOUT
+        };
         for &p in partitions {
             match self
                 .consumer
-                .fetch_watermarks(&self.config.topic, p, METADATA_TIMEOUT)
+                .fetch_watermarks(&self.config.topic, p, timeout)
             {
                 Ok((low, high)) => {
                     self.ends.insert(p, high);
@@ -353,6 +382,10 @@ impl Worker {
                         self.targets.insert(p, i64::MAX);
                     }
                     tracing::warn!(partition = p, error = %e, "cannot read end offset");
+                    if !at_start {
+                        // The broker is likely away: try again next round, not once per partition.
+                        break;
+                    }
                 }
             }
         }
@@ -372,7 +405,17 @@ impl Worker {
                     n += 1;
                     let partition = msg.partition();
                     let offset = msg.offset();
-                    self.fold(msg.payload());
+                    let payload = msg.payload().unwrap_or_default();
+                    if let Some(reason) = self.fold(payload) {
+                        let origin = Origin {
+                            topic: &self.config.topic,
+                            partition,
+                            offset,
+                        };
+                        if !self.dead_letters.reject(reason, payload, msg.key(), origin) {
+                            self.metrics.dead_letter_failures.inc();
+                        }
+                    }
                     self.positions.insert(partition, offset + 1);
                 }
                 Err(e) => {
@@ -388,17 +431,17 @@ impl Worker {
         n
     }
 
-    fn fold(&self, payload: Option<&[u8]>) {
+    /// Decodes and folds one message; returns the rejection reason of a message not applied.
+    fn fold(&self, payload: &[u8]) -> Option<&'static str> {
         self.metrics.events_consumed.inc();
-        let event = match self.decoder.decode(payload.unwrap_or_default()) {
+        let event = match self.decoder.decode(payload) {
             Ok(e) => e,
             Err(reason) => {
                 self.metrics
                     .events_rejected
                     .with_label_values(&[reason.label()])
                     .inc();
-                tracing::debug!(reason = reason.label(), "event rejected");
-                return;
+                return Some(reason.label());
             }
         };
         let now = now_ms();
@@ -423,14 +466,17 @@ impl Worker {
                     .events_rejected
                     .with_label_values(&[REJECT_TOO_OLD])
                     .inc();
+                return Some(REJECT_TOO_OLD);
             }
             Applied::FromTheFuture => {
                 self.metrics
                     .events_rejected
                     .with_label_values(&[REJECT_FROM_THE_FUTURE])
                     .inc();
+                return Some(REJECT_FROM_THE_FUTURE);
             }
         }
+        None
     }
 
     fn adopt_consumer_positions(&mut self) {

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod dead_letters;
 mod errors;
 mod health;
+mod outage;
 mod realstatistic;

@@ -10,6 +10,7 @@ mod support;
 
 mod oracle;
 mod process;
+mod restart;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -53,9 +54,11 @@ fn malformed() -> Vec<Vec<u8>> {
     vec![
         b"{not json".to_vec(),
         Vec::new(),
-        br#"{"type":"CALL","vdn":92,"taskId":"1122104910","callId":"x","state":"LOST","ts":1}"#.to_vec(),
+        br#"{"type":"CALL","vdn":92,"taskId":"1122104910","callId":"x","state":"LOST","ts":1}"#
+            .to_vec(),
         br#"{"v":9,"type":"TASK","vdn":92,"taskId":"1","plannedCount":1,"ts":1}"#.to_vec(),
-        br#"{"type":"CALL","ccId":89,"vdn":92,"taskId":"1122104910","state":"QUEUED","ts":5}"#.to_vec(),
+        br#"{"type":"CALL","ccId":89,"vdn":92,"taskId":"1122104910","state":"QUEUED","ts":5}"#
+            .to_vec(),
         br#"[1,2,3]"#.to_vec(),
     ]
 }

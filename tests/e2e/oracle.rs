@@ -40,7 +40,11 @@ fn num(v: &Value) -> Option<u64> {
 fn canonical_task(v: &Value) -> Option<String> {
     let s = match v {
         Value::Number(n) => n.as_u64()?.to_string(),
-        Value::String(s) if !s.is_empty() && s.len() <= 30 && s.bytes().all(|b| b.is_ascii_digit()) => s.clone(),
+        Value::String(s)
+            if !s.is_empty() && s.len() <= 30 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.clone()
+        }
         _ => return None,
     };
     let t = s.trim_start_matches('0');
@@ -80,7 +84,9 @@ impl Oracle {
     pub fn fold<'a>(values: impl Iterator<Item = &'a [u8]>) -> Oracle {
         let mut o = Oracle::default();
         for v in values {
-            let Ok(e) = serde_json::from_slice::<Value>(v) else { continue };
+            let Ok(e) = serde_json::from_slice::<Value>(v) else {
+                continue;
+            };
             let cc = e.get("ccId").and_then(num).unwrap_or(1);
             let (Some(vdn), Some(task), Some(ts)) = (
                 e.get("vdn").and_then(num),
@@ -102,7 +108,10 @@ impl Oracle {
                         .entry((cc, vdn, task))
                         .or_default()
                         .entry(id.to_owned())
-                        .or_insert(CallSeen { rank: r, first_ts: ts });
+                        .or_insert(CallSeen {
+                            rank: r,
+                            first_ts: ts,
+                        });
                     c.rank = c.rank.max(r);
                     c.first_ts = c.first_ts.min(ts);
                 }
@@ -110,7 +119,10 @@ impl Oracle {
                     let Some(planned) = e.get("plannedCount").and_then(Value::as_u64) else {
                         continue;
                     };
-                    let slot = o.plans.entry((cc, vdn, task, date(ts))).or_insert((ts, planned));
+                    let slot = o
+                        .plans
+                        .entry((cc, vdn, task, date(ts)))
+                        .or_insert((ts, planned));
                     if (ts, planned) > *slot {
                         *slot = (ts, planned);
                     }

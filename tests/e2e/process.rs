@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
@@ -45,20 +45,6 @@ pub async fn create_topic(topic: &str, partitions: i32) {
     }
 }
 
-pub async fn add_partitions(topic: &str, total: usize) {
-    let admin = admin();
-    let results = admin
-        .create_partitions(
-            &[NewPartitions::new(topic, total)],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create_partitions answered");
-    for r in results {
-        r.expect("partitions added");
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -70,7 +56,6 @@ pub struct Replica {
     pub api: String,
     pub admin: String,
     pub child: Child,
-    pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     log: PathBuf,
 }
@@ -114,7 +99,6 @@ impl Replica {
             api,
             admin,
             child,
-            dir: dir.to_owned(),
             _tmp: None,
             log,
         }
@@ -129,7 +113,14 @@ impl Replica {
         loop {
             let admin = self.admin.clone();
             let r = tokio::task::spawn_blocking(move || {
-                realstat::client::request(&admin, "GET", "/health/ready", &[], b"", Duration::from_secs(2))
+                realstat::client::request(
+                    &admin,
+                    "GET",
+                    "/health/ready",
+                    &[],
+                    b"",
+                    Duration::from_secs(2),
+                )
             })
             .await
             .expect("join");

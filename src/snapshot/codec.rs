@@ -1,0 +1,294 @@
+//! The snapshot file format: compact, versioned, checksummed.
+//!
+//! ```text
+//! "RSTSNAP\0"  magic, 8 bytes
+//! u16 LE       format version (1)
+//! u64 LE       body length
+//! body
+//! u32 LE       CRC-32 of everything above
+//! ```
+//!
+//! The body holds only what cannot be derived: per task its plans and its calls (key hash, first
+//! and last `ts`, state, expired), plus the watermark, the positions and the topic name. Day
+//! buckets and counters are rebuilt on load. Integers are LEB128 varints; timestamps are stored
+//! relative to the watermark (zig-zag), so a call takes about 17 bytes.
+
+use crate::events::ids::TaskKey;
+use crate::events::{CallKey, CallState};
+use crate::fold::{Plan, RestoredCall, Store};
+use crate::ingest::Positions;
+
+const MAGIC: &[u8; 8] = b"RSTSNAP\0";
+const VERSION: u16 = 1;
+const HEADER_LEN: usize = 8 + 2 + 8;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("not a realstat snapshot (bad magic)")]
+    Magic,
+    #[error("unsupported snapshot version {0}")]
+    Version(u16),
+    #[error("truncated snapshot")]
+    Truncated,
+    #[error("checksum mismatch (torn or corrupt file)")]
+    Checksum,
+    #[error("malformed snapshot body: {0}")]
+    Body(&'static str),
+}
+
+/// What a snapshot says besides the tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub created_ms: i64,
+    pub topic: String,
+    pub watermark: i64,
+    pub calls_expired_total: u64,
+    pub positions: Positions,
+}
+
+/// Encodes the store. `positions` must be read *before* calling this: the state then covers at
+/// least every event below them (it may hold later ones too, which replay as no-ops because the
+/// fold is idempotent).
+pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64) -> Vec<u8> {
+    let watermark = store.watermark();
+    let mut body = Vec::with_capacity(64 + store.calls_tracked() as usize * 18);
+    put_i64(&mut body, created_ms);
+    put_bytes(&mut body, topic.as_bytes());
+    put_i64(&mut body, watermark);
+    put_varint(&mut body, store.calls_expired_total());
+    put_varint(&mut body, positions.len() as u64);
+    for (&p, &o) in positions {
+        put_zigzag(&mut body, i64::from(p));
+        put_zigzag(&mut body, o);
+    }
+    // The task count is not known until the walk ends (tasks come and go meanwhile): reserve a
+    // fixed-width slot and fill it in afterwards.
+    let count_at = body.len();
+    body.extend_from_slice(&[0u8; 8]);
+    let mut tasks: u64 = 0;
+    store.for_each_task(|key, task| {
+        tasks += 1;
+        body.extend_from_slice(&key.cc_id.to_le_bytes());
+        body.extend_from_slice(&key.vdn.to_le_bytes());
+        body.extend_from_slice(&key.task_id.to_le_bytes());
+        let plans: Vec<Plan> = task.days.iter().filter_map(|d| d.plan).collect();
+        put_varint(&mut body, plans.len() as u64);
+        for plan in plans {
+            put_zigzag(&mut body, plan.ts.wrapping_sub(watermark));
+            put_varint(&mut body, plan.planned);
+        }
+        put_varint(&mut body, task.calls.len() as u64);
+        for (k, c) in &task.calls {
+            body.extend_from_slice(&k.0.to_le_bytes());
+            put_zigzag(&mut body, c.first_ts.wrapping_sub(watermark));
+            put_varint(&mut body, c.last_ts.wrapping_sub(c.first_ts) as u64);
+            body.push(c.state as u8 | (u8::from(c.expired) << 7));
+        }
+    });
+    body[count_at..count_at + 8].copy_from_slice(&tasks.to_le_bytes());
+
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks the frame and reads the header, without touching the store.
+pub fn read_header(bytes: &[u8]) -> Result<(Header, Reader<'_>), DecodeError> {
+    if bytes.len() < HEADER_LEN + 4 {
+        return Err(if bytes.starts_with(MAGIC) || bytes.len() < 8 {
+            DecodeError::Truncated
+        } else {
+            DecodeError::Magic
+        });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(DecodeError::Magic);
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(&bytes[10..18]);
+    let body_len =
+        usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|_| DecodeError::Truncated)?;
+    let end = HEADER_LEN
+        .checked_add(body_len)
+        .ok_or(DecodeError::Truncated)?;
+    if bytes.len() != end + 4 {
+        return Err(DecodeError::Truncated);
+    }
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&bytes[end..end + 4]);
+    if crc32fast::hash(&bytes[..end]) != u32::from_le_bytes(crc) {
+        return Err(DecodeError::Checksum);
+    }
+    let mut r = Reader {
+        buf: &bytes[HEADER_LEN..end],
+    };
+    let created_ms = r.i64()?;
+    let topic_len = r.varint()? as usize;
+    let topic =
+        String::from_utf8(r.take(topic_len)?.to_vec()).map_err(|_| DecodeError::Body("topic"))?;
+    let watermark = r.i64()?;
+    let calls_expired_total = r.varint()?;
+    let n = r.varint()?;
+    let mut positions = Positions::new();
+    for _ in 0..n {
+        let p = i32::try_from(r.zigzag()?).map_err(|_| DecodeError::Body("partition"))?;
+        positions.insert(p, r.zigzag()?);
+    }
+    Ok((
+        Header {
+            created_ms,
+            topic,
+            watermark,
+            calls_expired_total,
+            positions,
+        },
+        r,
+    ))
+}
+
+/// Decodes the tasks into `store` (which should be empty). The frame was checked by
+/// [`read_header`], so an error here means a bug or a forged file: the store is then partially
+/// filled and must be discarded.
+pub fn restore_into(header: &Header, mut r: Reader<'_>, store: &Store) -> Result<(), DecodeError> {
+    let tasks = r.u64()?;
+    let wm = header.watermark;
+    let mut plans = Vec::new();
+    let mut calls = Vec::new();
+    for _ in 0..tasks {
+        let cc_id = r.u16()?;
+        let vdn = r.u16()?;
+        let task_id = r.u128()?;
+        plans.clear();
+        for _ in 0..r.varint()? {
+            let ts = wm.wrapping_add(r.zigzag()?);
+            plans.push(Plan {
+                ts,
+                planned: r.varint()?,
+            });
+        }
+        calls.clear();
+        let n = r.varint()?;
+        if n > r.remaining() as u64 {
+            return Err(DecodeError::Body("call count"));
+        }
+        for _ in 0..n {
+            let key = CallKey(r.u64()?);
+            let first_ts = wm.wrapping_add(r.zigzag()?);
+            let last_ts = first_ts.wrapping_add(r.varint()? as i64);
+            let b = r.u8()?;
+            let state = CallState::from_index(b & 0x7f).ok_or(DecodeError::Body("state"))?;
+            calls.push((
+                key,
+                RestoredCall {
+                    first_ts,
+                    last_ts,
+                    state,
+                    expired: b & 0x80 != 0,
+                },
+            ));
+        }
+        store.restore_task(
+            TaskKey {
+                cc_id,
+                vdn,
+                task_id,
+            },
+            plans.drain(..),
+            calls.drain(..),
+        );
+    }
+    if r.remaining() != 0 {
+        return Err(DecodeError::Body("trailing bytes"));
+    }
+    store.restore_clock(header.watermark, header.calls_expired_total);
+    Ok(())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A bounds-checked cursor over the body.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Body("unexpected end"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn u128(&mut self) -> Result<u128, DecodeError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Body("varint too long"))
+    }
+
+    fn zigzag(&mut self) -> Result<i64, DecodeError> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+}

@@ -1,0 +1,282 @@
+//! Snapshots: the whole store plus the log positions it covers, on disk, so a restarted replica
+//! resumes instead of replaying the whole log.
+//!
+//! Consistency without stopping the consumer: the positions are read first, then the store is
+//! walked under per-shard read locks. The state written therefore holds every event below the
+//! positions, and maybe some above; those are read again after a restore and change nothing,
+//! because applying an event twice is a no-op. So neither queries nor ingestion wait for a
+//! snapshot.
+//!
+//! Files: `snapshot-<created ms>.rsnap`, written to a temporary name, fsynced, renamed, and the
+//! directory fsynced; the newest `keep` are kept. On start the newest file that decodes is used;
+//! a torn or corrupt one is logged and skipped for the next older one.
+
+pub mod codec;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::fold::calendar::now_ms;
+use crate::fold::Store;
+use crate::ingest::Positions;
+use crate::metrics::Metrics;
+
+pub use codec::{DecodeError, Header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot {path}: {source}")]
+    Decode { path: PathBuf, source: DecodeError },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".rsnap";
+
+/// A snapshot directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    dir: PathBuf,
+    keep: usize,
+}
+
+/// What a successful write produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub path: PathBuf,
+    pub bytes: usize,
+    pub duration: Duration,
+}
+
+/// What a restore found.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub path: PathBuf,
+    pub header: Header,
+    pub bytes: usize,
+    pub duration: Duration,
+}
+
+impl SnapshotDir {
+    pub fn new(dir: impl Into<PathBuf>, keep: usize) -> Self {
+        SnapshotDir {
+            dir: dir.into(),
+            keep: keep.max(1),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Snapshot files, newest first.
+    pub fn list(&self) -> Result<Vec<PathBuf>, SnapshotError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        let mut files: Vec<(i64, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let ms = name
+                    .strip_prefix(PREFIX)?
+                    .strip_suffix(SUFFIX)?
+                    .parse()
+                    .ok()?;
+                Some((ms, e.path()))
+            })
+            .collect();
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(files.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// Writes a snapshot of `store` at `positions` atomically, then prunes old ones.
+    pub fn write(
+        &self,
+        store: &Store,
+        positions: &Positions,
+        topic: &str,
+    ) -> Result<Written, SnapshotError> {
+        let started = Instant::now();
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        // Never reuse a name: two snapshots in the same millisecond get distinct, ordered names.
+        let newest = self
+            .list()?
+            .first()
+            .and_then(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .strip_prefix(PREFIX)?
+                    .strip_suffix(SUFFIX)?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let created = now_ms().max(newest + 1);
+        let bytes = codec::encode(store, positions, topic, created);
+        let name = format!("{PREFIX}{created:020}{SUFFIX}");
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".tmp-{name}"));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        // The rename is durable only once the directory entry is.
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
+        for old in self.list()?.into_iter().skip(self.keep) {
+            if let Err(e) = fs::remove_file(&old) {
+                tracing::warn!(path = %old.display(), error = %e, "cannot delete old snapshot");
+            }
+        }
+        Ok(Written {
+            path,
+            bytes: bytes.len(),
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Loads the newest valid snapshot for `topic` into `store` (which must be empty). Invalid
+    /// files are logged and skipped; a snapshot of another topic is ignored. `None`: nothing
+    /// usable, replay from the beginning.
+    pub fn restore(&self, store: &Store, topic: &str) -> Result<Option<Restored>, SnapshotError> {
+        for path in self.list()? {
+            let started = Instant::now();
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read snapshot; trying an older one");
+                    continue;
+                }
+            };
+            let (header, reader) = match codec::read_header(&bytes) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "invalid snapshot skipped; trying an older one");
+                    continue;
+                }
+            };
+            if header.topic != topic {
+                tracing::warn!(
+                    path = %path.display(),
+                    snapshot_topic = %header.topic,
+                    topic,
+                    "snapshot is of another topic; ignored"
+                );
+                continue;
+            }
+            codec::restore_into(&header, reader, store).map_err(|source| {
+                SnapshotError::Decode {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            return Ok(Some(Restored {
+                path,
+                header,
+                bytes: bytes.len(),
+                duration: started.elapsed(),
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// Writes snapshots every `interval` on a thread of its own until told to stop.
+pub struct Snapshotter {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Snapshotter {
+    /// `positions` is called before each walk of the store (see the module docs for why that
+    /// order makes the pair consistent).
+    pub fn start(
+        dir: SnapshotDir,
+        interval: Duration,
+        store: Arc<Store>,
+        topic: String,
+        metrics: Arc<Metrics>,
+        positions: impl Fn() -> Positions + Send + 'static,
+    ) -> std::io::Result<Snapshotter> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
+                    let at = positions();
+                    write_and_report(&dir, &store, &at, &topic, &metrics);
+                }
+            })?;
+        Ok(Snapshotter {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the periodic writer (the final snapshot is the caller's, once ingestion stopped).
+    pub fn stop(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One write, with its log line and metrics. Failures are logged, not fatal: the replica keeps
+/// serving, and the previous snapshot stays valid.
+pub fn write_and_report(
+    dir: &SnapshotDir,
+    store: &Store,
+    positions: &Positions,
+    topic: &str,
+    metrics: &Metrics,
+) -> Option<Written> {
+    match dir.write(store, positions, topic) {
+        Ok(w) => {
+            metrics.snapshot_duration.observe(w.duration.as_secs_f64());
+            metrics.snapshot_size.set(w.bytes as i64);
+            metrics
+                .snapshot_last_ms
+                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                path = %w.path.display(),
+                bytes = w.bytes,
+                ms = w.duration.as_millis() as u64,
+                tasks = store.tasks_tracked(),
+                calls = store.calls_tracked(),
+                "snapshot written"
+            );
+            Some(w)
+        }
+        Err(e) => {
+            metrics.snapshot_failures.inc();
+            tracing::error!(error = %e, "snapshot failed");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::events::ids::TaskKey;
+use crate::events::CallState;
+use crate::fold::testing::*;
+
+fn positions(pairs: &[(i32, i64)]) -> Positions {
+    pairs.iter().copied().collect()
+}
+
+fn restored(dir: &SnapshotDir, topic: &str) -> (Store, Option<Restored>) {
+    let s = store();
+    let r = dir.restore(&s, topic).expect("restore runs");
+    (s, r)
+}
+
+fn sample_store() -> Store {
+    use CallState::*;
+    let s = store();
+    let t = TaskKey {
+        cc_id: 89,
+        vdn: 92,
+        task_id: 123_456_789_012_345_678_901_234_567_890,
+    };
+    for e in [
+        plan(t, 8, T0),
+        call(t, "a", Finished, T0 + 4),
+        call(t, "a", Queued, T0 + 1),
+        call(t, "b", Failed, T0 + 2),
+        call(t, "c", Dialing, T0 - 10 * HOUR),
+        call(t, "d", Queued, T0 + 5),
+    ] {
+        s.apply(&e, FAR_FUTURE);
+    }
+    s
+}
+
+#[test]
+fn round_trip_keeps_every_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snaps = SnapshotDir::new(dir.path(), 3);
+    let s = sample_store();
+    let w = snaps
+        .write(&s, &positions(&[(0, 10), (2, 7)]), "events")
+        .expect("written");
+    assert!(w.bytes > 0);
+    let (r, info) = restored(&snaps, "events");
+    let info = info.expect("a snapshot");
+    assert_eq!(info.header.positions, positions(&[(0, 10), (2, 7)]));
+    assert_eq!(all_stats(&r), all_stats(&s));
+    assert_eq!(r.calls_tracked(), s.calls_tracked());
+    assert_eq!(r.watermark(), s.watermark());
+    for key in s.task_keys() {
+        let (a, b) = (s.task(&key).expect("task"), r.task(&key).expect("task"));
+        assert_eq!(a.calls, b.calls);
+        assert_eq!(a.days, b.days);
+        assert_eq!((a.waiting, a.executing), (b.waiting, b.executing));
+    }
+}
+
+#[test]
+fn torn_and_corrupt_snapshots_fall_back_to_the_previous_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snaps = SnapshotDir::new(dir.path(), 5);
+    let s = sample_store();
+    snaps
+        .write(&s, &positions(&[(0, 1)]), "events")
+        .expect("first");
+    snaps
+        .write(&s, &positions(&[(0, 2)]), "events")
+        .expect("second");
+    let newest = snaps
+        .write(&s, &positions(&[(0, 3)]), "events")
+        .expect("third");
+
+    // Truncated (a torn write): detected, the second one is used.
+    let bytes = std::fs::read(&newest.path).expect("read");
+    std::fs::write(&newest.path, &bytes[..bytes.len() / 2]).expect("truncate");
+    let (_, r) = restored(&snaps, "events");
+    assert_eq!(r.expect("fallback").header.positions, positions(&[(0, 2)]));
+
+    // One flipped bit in the second one too: the first one is used.
+    let second = snaps.list().expect("list")[1].clone();
+    let mut bytes = std::fs::read(&second).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&second, &bytes).expect("flip");
+    let (r_store, r) = restored(&snaps, "events");
+    assert_eq!(r.expect("fallback").header.positions, positions(&[(0, 1)]));
+    assert_eq!(all_stats(&r_store), all_stats(&s));
+
+    // All broken: nothing to restore, a full replay follows.
+    let first = snaps.list().expect("list")[2].clone();
+    std::fs::write(&first, b"garbage").expect("garbage");
+    let (_, r) = restored(&snaps, "events");
+    assert!(r.is_none());
+}
+
+#[test]
+fn codec_errors_name_the_problem() {
+    let s = sample_store();
+    let bytes = codec::encode(&s, &positions(&[]), "t", 1);
+    assert!(codec::read_header(&bytes).is_ok());
+    assert_eq!(
+        codec::read_header(b"short").err(),
+        Some(DecodeError::Truncated)
+    );
+    assert_eq!(
+        codec::read_header(&[b'x'; 64]).err(),
+        Some(DecodeError::Magic)
+    );
+    let mut v = bytes.clone();
+    v[8] = 9;
+    assert_eq!(codec::read_header(&v).err(), Some(DecodeError::Version(9)));
+    let mut v = bytes.clone();
+    let last = v.len() - 1;
+    v[last] ^= 1;
+    assert_eq!(codec::read_header(&v).err(), Some(DecodeError::Checksum));
+    assert_eq!(
+        codec::read_header(&bytes[..bytes.len() - 1]).err(),
+        Some(DecodeError::Truncated)
+    );
+}
+
+#[test]
+fn another_topics_snapshot_is_ignored_and_old_files_are_pruned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snaps = SnapshotDir::new(dir.path(), 2);
+    let s = sample_store();
+    for _ in 0..4 {
+        snaps.write(&s, &positions(&[]), "other").expect("written");
+    }
+    assert_eq!(
+        snaps.list().expect("list").len(),
+        2,
+        "only the newest two are kept"
+    );
+    let (r, info) = restored(&snaps, "events");
+    assert!(info.is_none());
+    assert_eq!(r.tasks_tracked(), 0);
+    // No temporary files are left behind.
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+proptest! {
+    /// Restore-then-catch-up equals replay-from-start. The snapshot is taken at position `k`
+    /// while the state already holds `extra` more events (the snapshotter does not stop the
+    /// consumer), which the catch-up then reads again.
+    #[test]
+    fn restore_then_catch_up_equals_replay(
+        log in arb_log(),
+        split in 0.0f64..=1.0,
+        extra in 0usize..5,
+    ) {
+        let k = ((log.len() as f64) * split) as usize;
+        let ahead = (k + extra).min(log.len());
+        let live = fold(&log[..ahead], 4);
+        let bytes = codec::encode(&live, &positions(&[(0, k as i64)]), "events", 1);
+
+        let restarted = store();
+        let (header, reader) = codec::read_header(&bytes).expect("valid");
+        codec::restore_into(&header, reader, &restarted).expect("restored");
+        let from = header.positions[&0] as usize;
+        for e in &log[from..] {
+            restarted.apply(e, FAR_FUTURE);
+        }
+        restarted.maintain();
+        let replayed = fold(&log, 0);
+        prop_assert_eq!(all_stats(&restarted), all_stats(&replayed));
+        prop_assert_eq!(restarted.calls_tracked(), replayed.calls_tracked());
+    }
+}
