@@ -102,7 +102,7 @@ impl SnapshotDir {
                 Some((ms, e.path()))
             })
             .collect();
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         Ok(files.into_iter().map(|(_, p)| p).collect())
     }
 
