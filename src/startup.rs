@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
-use crate::auth::{KeySet, Keys};
+use crate::auth::{KeySet, Keys, Lockout, LockoutPolicy};
 use crate::config::Settings;
 use crate::embedded::EmbeddedKafka;
 use crate::fold::Store;
@@ -202,6 +202,13 @@ impl Application {
             readiness: readiness.clone(),
             default_cc_id: settings.default_cc_id,
             allowed_skew_secs: settings.auth.allowed_skew.as_secs() as i64,
+            lockout: Arc::new(Lockout::new(LockoutPolicy {
+                threshold: settings.auth.lockout_threshold,
+                window: settings.auth.lockout_window,
+                duration: settings.auth.lockout_duration,
+                max_tracked: 100_000,
+            })),
+            trusted_proxies: settings.auth.trusted_proxies.clone().into(),
         });
         let admin_state = web::Data::new(AdminState {
             store: store.clone(),

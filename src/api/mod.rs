@@ -9,6 +9,8 @@
 pub mod request;
 pub mod response;
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +18,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::c2::HeaderLookup;
-use crate::auth::{self, AuthError, Keys};
+use crate::auth::{self, AuthError, Keys, Lockout};
 use crate::fold::Store;
 use crate::ingest::Readiness;
 use crate::metrics::Metrics;
@@ -35,6 +37,9 @@ pub struct ApiState {
     pub readiness: Arc<Readiness>,
     pub default_cc_id: u16,
     pub allowed_skew_secs: i64,
+    pub lockout: Arc<Lockout>,
+    /// Peers whose `X-Forwarded-For` is believed (the NSLB).
+    pub trusted_proxies: Arc<[IpAddr]>,
 }
 
 /// Mounts the endpoint. Any method reaches the handler, which answers 405 itself so the error
@@ -43,11 +48,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(PATH).route(web::route().to(realstatistic)));
 }
 
+/// Numbers requests so every log line of one request carries the same id (also sent back as
+/// `X-Request-Id`). A process-wide counter: unique per replica, cheap, and never a client value.
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+
 async fn realstatistic(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
+    use tracing::Instrument;
+    let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("request", request_id = id);
+    let mut resp = respond(req, payload, state).instrument(span).await;
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            v,
+        );
+    }
+    resp
+}
+
+async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> HttpResponse {
     let started = Instant::now();
     let outcome = handle(&req, payload, &state).await;
     let (status, code) = match &outcome {
@@ -85,6 +108,23 @@ async fn handle(
     if req.method() != Method::POST {
         return Err(ApiError::method_not_allowed());
     }
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let client = auth::client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        forwarded,
+        &state.trusted_proxies,
+    );
+    if client.is_some_and(|ip| state.lockout.is_locked(ip)) {
+        state
+            .metrics
+            .auth_failures
+            .with_label_values(&["locked"])
+            .inc();
+        return Err(ApiError::locked());
+    }
     // A declared length over the limit is refused without reading a byte.
     let declared = req
         .headers()
@@ -106,6 +146,11 @@ async fn handle(
             .auth_failures
             .with_label_values(&[e.category()])
             .inc();
+        if let Some(ip) = client {
+            if state.lockout.record_failure(ip) {
+                tracing::warn!(client = %ip, "address locked after repeated authentication failures");
+            }
+        }
         ApiError::unauthorized(e)
     })?;
 

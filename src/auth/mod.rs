@@ -26,12 +26,14 @@
 
 pub mod c2;
 pub mod keys;
+pub mod lockout;
 
 use std::sync::Arc;
 
 pub use c2::{
     format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, HeaderLookup,
 };
+pub use lockout::{client_ip, Lockout, LockoutPolicy};
 pub use keys::{
     spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
 };

@@ -278,3 +278,49 @@ async fn methods_other_than_post_are_405_with_allow() {
     }
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn repeated_failures_lock_the_address_then_the_lock_expires() {
+    let kafka = MockKafka::start("events", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
+    settings.auth.lockout_threshold = 3;
+    settings.auth.lockout_duration = Duration::from_secs(2);
+    // The test client comes through "the NSLB" (loopback), which names the real client.
+    settings.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    let app = spawn_app(settings, dir).await;
+    app.wait_ready(Duration::from_secs(20)).await;
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    let send = |client: &'static str, sk: &'static str| {
+        let api = app.api.clone();
+        async move {
+            let auth = authorization(AK, sk, &api, body, &now_timestamp());
+            post(
+                &api,
+                &[
+                    ("Host", &api),
+                    ("Content-Type", "application/json;charset=UTF-8"),
+                    ("Authorization", &auth),
+                    ("X-Forwarded-For", client),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_code(&send("198.51.100.1", "wrong").await, 401, "0100001");
+    }
+    // Locked: even a correct signature is refused, without being checked.
+    let locked = send("198.51.100.1", SK).await;
+    let desc = assert_code(&locked, 403, "0100001");
+    assert_eq!(desc, "IP address is locked");
+    // Another client behind the same balancer is not affected.
+    assert_code(&send("198.51.100.2", SK).await, 200, "0100000");
+    // The lock expires.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_code(&send("198.51.100.1", SK).await, 200, "0100000");
+    let m = app.metrics().await;
+    assert_eq!(metric(&m, r#"realstat_auth_failures_total{category="locked"}"#), Some(1.0));
+    app.stop().await;
+}

@@ -89,6 +89,8 @@ pub fn test_settings(brokers: &str, topic: &str, dir: &tempfile::TempDir) -> Set
     s.kafka.metadata_refresh = Duration::from_secs(1);
     s.auth.keys_file = Some(keys);
     s.auth.keys_poll = Duration::from_millis(100);
+    // Tests send many bad signatures from one address on purpose; the lockout test opts in.
+    s.auth.lockout_threshold = 0;
     s.snapshot.dir = dir.path().join("data");
     s
 }

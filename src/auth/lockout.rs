@@ -1,0 +1,232 @@
+//! Lockout of client addresses that fail authentication too often (api.md: 403, "IP address is
+//! locked"). A locked address is refused before its signature is even computed, so a guessing
+//! client costs almost nothing.
+//!
+//! Memory is bounded: at most `max_tracked` addresses are tracked; when full, entries that hold
+//! no lock and no recent failure are dropped first, and if that is not enough, every unlocked
+//! entry is (the locks, which matter, are kept).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Failures within `window` that lock an address; 0 disables lockout.
+    pub threshold: u32,
+    pub window: Duration,
+    pub duration: Duration,
+    pub max_tracked: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    window_start: Instant,
+    failures: u32,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Lockout {
+    policy: LockoutPolicy,
+    // A std Mutex: held for a hash lookup, never across an await.
+    entries: Mutex<HashMap<IpAddr, Entry>>,
+}
+
+impl Lockout {
+    pub fn new(policy: LockoutPolicy) -> Self {
+        Lockout {
+            policy,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `ip` is locked now.
+    pub fn is_locked(&self, ip: IpAddr) -> bool {
+        self.is_locked_at(ip, Instant::now())
+    }
+
+    pub fn is_locked_at(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.policy.threshold == 0 {
+            return false;
+        }
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        entries
+            .get(&ip)
+            .and_then(|e| e.locked_until)
+            .is_some_and(|until| now < until)
+    }
+
+    /// Records a failed authentication; returns true when this failure locks the address.
+    pub fn record_failure(&self, ip: IpAddr) -> bool {
+        self.record_failure_at(ip, Instant::now())
+    }
+
+    pub fn record_failure_at(&self, ip: IpAddr, now: Instant) -> bool {
+        let p = self.policy;
+        if p.threshold == 0 {
+            return false;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return false;
+        };
+        if !entries.contains_key(&ip) && entries.len() >= p.max_tracked {
+            entries.retain(|_, e| {
+                e.locked_until.is_some_and(|u| now < u) || now.duration_since(e.window_start) < p.window
+            });
+            if entries.len() >= p.max_tracked {
+                entries.retain(|_, e| e.locked_until.is_some_and(|u| now < u));
+            }
+            if entries.len() >= p.max_tracked {
+                return false;
+            }
+        }
+        let e = entries.entry(ip).or_insert(Entry {
+            window_start: now,
+            failures: 0,
+            locked_until: None,
+        });
+        if e.locked_until.is_some_and(|u| now >= u) {
+            // The lock ran out: start afresh.
+            *e = Entry {
+                window_start: now,
+                failures: 0,
+                locked_until: None,
+            };
+        }
+        if now.duration_since(e.window_start) >= p.window {
+            e.window_start = now;
+            e.failures = 0;
+        }
+        e.failures += 1;
+        if e.failures >= p.threshold && e.locked_until.is_none() {
+            e.locked_until = Some(now + p.duration);
+            return true;
+        }
+        false
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted proxy (the NSLB), the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let Some(xff) = forwarded_for else {
+        return Some(peer);
+    };
+    let mut chosen = peer;
+    for part in xff.rsplit(',') {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => chosen = ip,
+            Ok(ip) => return Some(ip),
+            // Garbage in the header: stop at what we can trust.
+            Err(_) => return Some(chosen),
+        }
+    }
+    Some(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: 3,
+            window: Duration::from_secs(60),
+            duration: Duration::from_secs(300),
+            max_tracked: 4,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn locks_after_threshold_within_window_and_expires() {
+        let l = Lockout::new(policy());
+        let t0 = Instant::now();
+        let a = ip("10.0.0.1");
+        assert!(!l.record_failure_at(a, t0));
+        assert!(!l.record_failure_at(a, t0 + Duration::from_secs(1)));
+        assert!(!l.is_locked_at(a, t0 + Duration::from_secs(2)));
+        assert!(l.record_failure_at(a, t0 + Duration::from_secs(2)));
+        assert!(l.is_locked_at(a, t0 + Duration::from_secs(3)));
+        assert!(!l.is_locked_at(ip("10.0.0.2"), t0), "per address");
+        assert!(l.is_locked_at(a, t0 + Duration::from_secs(301)));
+        assert!(!l.is_locked_at(a, t0 + Duration::from_secs(303)), "the lock expires");
+    }
+
+    #[test]
+    fn failures_spread_beyond_the_window_do_not_lock() {
+        let l = Lockout::new(policy());
+        let t0 = Instant::now();
+        let a = ip("10.0.0.1");
+        for i in 0..10 {
+            assert!(!l.record_failure_at(a, t0 + Duration::from_secs(61 * i)));
+        }
+        assert!(!l.is_locked_at(a, t0 + Duration::from_secs(610)));
+    }
+
+    #[test]
+    fn tracking_is_bounded_and_keeps_locks() {
+        let l = Lockout::new(policy());
+        let t0 = Instant::now();
+        let locked = ip("192.0.2.1");
+        for _ in 0..3 {
+            l.record_failure_at(locked, t0);
+        }
+        for i in 0..100u8 {
+            l.record_failure_at(IpAddr::from([198, 51, 100, i]), t0 + Duration::from_secs(1));
+            assert!(l.tracked() <= 4);
+        }
+        assert!(l.is_locked_at(locked, t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn disabled_with_threshold_zero() {
+        let l = Lockout::new(LockoutPolicy {
+            threshold: 0,
+            ..policy()
+        });
+        for _ in 0..10 {
+            assert!(!l.record_failure(ip("10.0.0.1")));
+        }
+        assert!(!l.is_locked(ip("10.0.0.1")));
+        assert_eq!(l.tracked(), 0);
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let nslb = ip("10.1.1.1");
+        let trusted = [nslb, ip("10.1.1.2")];
+        // Untrusted peer: its own address, whatever it claims.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // Through the NSLB: the address it saw.
+        assert_eq!(
+            client_ip(Some(nslb), Some("1.2.3.4, 198.51.100.7"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Through two trusted hops.
+        assert_eq!(
+            client_ip(Some(nslb), Some("198.51.100.7, 10.1.1.2"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(client_ip(Some(nslb), None, &trusted), Some(nslb));
+        assert_eq!(client_ip(Some(nslb), Some("junk"), &trusted), Some(nslb));
+    }
+}
