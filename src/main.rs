@@ -44,22 +44,25 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         if let Some(banner) = app.demo_banner() {
             // The banner is for the person at the terminal; it holds the demo's one-off secret,
             // so it goes to stdout, never through the log pipeline.
-            println!("{banner}");
+            // A closed stdout (a detached terminal, a pipe whose reader left) must not stop the
+            // service: the write's error is ignored.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{banner}").and_then(|_| out.flush());
         }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The request body of `query` and `sign`: ccId only when given, taskId as a string.
+/// The request body of `query` and `sign`, fields in the vendor's order: ccId (only when
+/// given), vdn, taskId (as a string: it may exceed 64 bits).
 fn request_body(cc_id: Option<u16>, vdn: u16, task_id: &str) -> String {
-    let mut body = serde_json::Map::new();
-    if let Some(cc) = cc_id {
-        body.insert("ccId".into(), cc.into());
+    let task = serde_json::Value::String(task_id.to_owned());
+    match cc_id {
+        Some(cc) => format!(r#"{{"ccId":{cc},"vdn":{vdn},"taskId":{task}}}"#),
+        None => format!(r#"{{"vdn":{vdn},"taskId":{task}}}"#),
     }
-    body.insert("vdn".into(), vdn.into());
-    body.insert("taskId".into(), task_id.into());
-    serde_json::Value::Object(body).to_string()
 }
 
 fn now_timestamp() -> String {

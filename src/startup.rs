@@ -60,6 +60,17 @@ struct Demo {
     secret: String,
 }
 
+impl Drop for Demo {
+    /// Stops the simulator before the embedded broker goes away (also when startup fails half
+    /// way), so it does not keep producing into a closed socket.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.simulator.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 pub struct Application {
     settings: Settings,
     api_port: u16,
@@ -379,12 +390,9 @@ impl Application {
             }
         })
         .await;
-        if let Some(mut demo) = self.demo.take() {
-            demo.stop.store(true, Ordering::Release);
-            if let Some(t) = demo.simulator.take() {
-                let _ = tokio::task::spawn_blocking(move || t.join()).await;
-            }
-            drop(demo);
+        if let Some(demo) = self.demo.take() {
+            // Dropping stops the simulator, then the broker; both block briefly.
+            let _ = tokio::task::spawn_blocking(move || drop(demo)).await;
         }
         if let Some(r) = keys_reloader {
             let _ = r.await;

@@ -70,7 +70,11 @@ async fn realstatistic(
     resp
 }
 
-async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> HttpResponse {
+async fn respond(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
     let started = Instant::now();
     let outcome = handle(&req, payload, &state).await;
     let (status, code) = match &outcome {

@@ -75,7 +75,8 @@ impl Lockout {
         };
         if !entries.contains_key(&ip) && entries.len() >= p.max_tracked {
             entries.retain(|_, e| {
-                e.locked_until.is_some_and(|u| now < u) || now.duration_since(e.window_start) < p.window
+                e.locked_until.is_some_and(|u| now < u)
+                    || now.duration_since(e.window_start) < p.window
             });
             if entries.len() >= p.max_tracked {
                 entries.retain(|_, e| e.locked_until.is_some_and(|u| now < u));
@@ -116,7 +117,11 @@ impl Lockout {
 
 /// The client's address: the socket peer, or, when the peer is a trusted proxy (the NSLB), the
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
     let peer = peer?;
     if !trusted.contains(&peer) {
         return Some(peer);
@@ -165,7 +170,10 @@ mod tests {
         assert!(l.is_locked_at(a, t0 + Duration::from_secs(3)));
         assert!(!l.is_locked_at(ip("10.0.0.2"), t0), "per address");
         assert!(l.is_locked_at(a, t0 + Duration::from_secs(301)));
-        assert!(!l.is_locked_at(a, t0 + Duration::from_secs(303)), "the lock expires");
+        assert!(
+            !l.is_locked_at(a, t0 + Duration::from_secs(303)),
+            "the lock expires"
+        );
     }
 
     #[test]

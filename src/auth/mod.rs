@@ -33,10 +33,10 @@ use std::sync::Arc;
 pub use c2::{
     format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, HeaderLookup,
 };
-pub use lockout::{client_ip, Lockout, LockoutPolicy};
 pub use keys::{
     spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
 };
+pub use lockout::{client_ip, Lockout, LockoutPolicy};
 
 /// The whole server-side check, from the raw Authorization header to the key that signed it.
 ///

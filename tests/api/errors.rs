@@ -321,6 +321,9 @@ async fn repeated_failures_lock_the_address_then_the_lock_expires() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_code(&send("198.51.100.1", SK).await, 200, "0100000");
     let m = app.metrics().await;
-    assert_eq!(metric(&m, r#"realstat_auth_failures_total{category="locked"}"#), Some(1.0));
+    assert_eq!(
+        metric(&m, r#"realstat_auth_failures_total{category="locked"}"#),
+        Some(1.0)
+    );
     app.stop().await;
 }
