@@ -23,3 +23,4 @@ pub mod simulate;
 pub mod snapshot;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;

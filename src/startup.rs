@@ -43,6 +43,8 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The access key of the embedded demo. Its secret is drawn at random on every start and printed.
@@ -244,10 +246,14 @@ impl Application {
         if let Some(w) = settings.workers {
             api = api.workers(w);
         }
-        let api_server = api
-            .listen(api_listener)
-            .map_err(StartupError::Server)?
-            .run();
+        let api = match &settings.tls {
+            Some(tls) => {
+                let config = crate::tls::server_config(&tls.cert, &tls.key)?;
+                api.listen_rustls_0_23(api_listener, config)
+            }
+            None => api.listen(api_listener),
+        };
+        let api_server = api.map_err(StartupError::Server)?.run();
 
         let admin_server = HttpServer::new(move || {
             App::new()

@@ -1,0 +1,89 @@
+//! HTTPS round trip with a certificate generated in the test, over TLS 1.3 and TLS 1.2.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use realstat::config::TlsSettings;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::support::*;
+
+fn https_post(
+    addr: &str,
+    roots: &rustls::RootCertStore,
+    version: &'static rustls::SupportedProtocolVersion,
+    request: &[u8],
+) -> Vec<u8> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .expect("versions")
+    .with_root_certificates(roots.clone())
+    .with_no_client_auth();
+    let name = ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let sock = std::net::TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(request).expect("write");
+    let mut out = Vec::new();
+    // The server closes after the answer (Connection: close); a TLS close_notify or EOF ends it.
+    let _ = tls.read_to_end(&mut out);
+    out
+}
+
+#[actix_web::test]
+async fn https_round_trip() {
+    let kafka = MockKafka::start("events", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, generated.cert.pem()).expect("cert");
+    std::fs::write(&key_path, generated.key_pair.serialize_pem()).expect("key");
+    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
+    settings.tls = Some(TlsSettings {
+        cert: cert_path,
+        key: key_path,
+    });
+    let app = spawn_app(settings, dir).await;
+    app.wait_ready(Duration::from_secs(20)).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(generated.cert.der().to_vec()))
+        .expect("root");
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let auth = authorization(AK, SK, &app.api, body, &now_timestamp());
+        let request = format!(
+            "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {auth}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+            host = app.api,
+            len = body.len()
+        );
+        let api = app.api.clone();
+        let roots = roots.clone();
+        let raw = tokio::task::spawn_blocking(move || {
+            https_post(&api, &roots, version, request.as_bytes())
+        })
+        .await
+        .expect("join");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 200"), "{version:?}: {text}");
+        assert!(text.contains(r#""resultCode":"0100000""#), "{text}");
+    }
+
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let api = app.api.clone();
+    let plain = tokio::task::spawn_blocking(move || {
+        realstat::client::request(&api, "POST", PATH, &[], b"{}", Duration::from_secs(3))
+    })
+    .await
+    .expect("join");
+    assert!(plain.map(|r| r.status).unwrap_or(0) != 200);
+    app.stop().await;
+}
