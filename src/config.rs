@@ -60,6 +60,34 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    pub limits: Limits,
+}
+
+/// Protections of the API listener against oversized and slow clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Sum of the request's header names and values; larger: 431.
+    pub max_header_bytes: usize,
+    /// Time allowed to receive a request's head (slow-header clients are cut off).
+    pub request_head_timeout: Duration,
+    /// Time allowed to receive the body once the head is in (slow-body clients: 408).
+    pub body_timeout: Duration,
+    /// Idle time before a keep-alive connection is closed.
+    pub keep_alive: Duration,
+    /// Concurrent connections per worker thread.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            request_head_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(75),
+            max_connections: 25_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +161,7 @@ impl Default for Settings {
             },
             log_format: LogFormat::Text,
             workers: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -157,6 +186,18 @@ struct FileConfig {
     snapshot: FileSnapshot,
     #[serde(default)]
     auth: FileAuth,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_header_bytes: Option<usize>,
+    request_head_timeout: Option<String>,
+    body_timeout: Option<String>,
+    keep_alive: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +281,24 @@ impl Settings {
             s.log_format = v;
         }
         s.workers = file.workers;
+        if let Some(v) = file.limits.max_header_bytes {
+            s.limits.max_header_bytes = v;
+        }
+        if let Some(v) = dur(
+            "limits.request_head_timeout",
+            &file.limits.request_head_timeout,
+        )? {
+            s.limits.request_head_timeout = v;
+        }
+        if let Some(v) = dur("limits.body_timeout", &file.limits.body_timeout)? {
+            s.limits.body_timeout = v;
+        }
+        if let Some(v) = dur("limits.keep_alive", &file.limits.keep_alive)? {
+            s.limits.keep_alive = v;
+        }
+        if let Some(v) = file.limits.max_connections {
+            s.limits.max_connections = v;
+        }
         s.tls = file.tls.map(|t| TlsSettings {
             cert: t.cert,
             key: t.key,
@@ -381,6 +440,12 @@ impl Settings {
         }
         if self.snapshot.interval.is_zero() {
             return Err(invalid("snapshot-interval", "must be positive"));
+        }
+        if self.limits.max_header_bytes < 1024 || self.limits.max_connections == 0 {
+            return Err(invalid(
+                "limits",
+                "max_header_bytes must be at least 1024 and max_connections at least 1",
+            ));
         }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));

@@ -222,6 +222,7 @@ impl Application {
                 max_tracked: 100_000,
             })),
             trusted_proxies: settings.auth.trusted_proxies.clone().into(),
+            limits: settings.limits,
         });
         let admin_state = web::Data::new(AdminState {
             store: store.clone(),
@@ -241,8 +242,10 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        .client_request_timeout(Duration::from_secs(5))
-        .keep_alive(Duration::from_secs(75));
+        .client_request_timeout(settings.limits.request_head_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(settings.limits.keep_alive)
+        .max_connections(settings.limits.max_connections);
         if let Some(w) = settings.workers {
             api = api.workers(w);
         }

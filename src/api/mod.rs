@@ -40,6 +40,7 @@ pub struct ApiState {
     pub lockout: Arc<Lockout>,
     /// Peers whose `X-Forwarded-For` is believed (the NSLB).
     pub trusted_proxies: Arc<[IpAddr]>,
+    pub limits: crate::config::Limits,
 }
 
 /// Mounts the endpoint. Any method reaches the handler, which answers 405 itself so the error
@@ -112,6 +113,14 @@ async fn handle(
     if req.method() != Method::POST {
         return Err(ApiError::method_not_allowed());
     }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > state.limits.max_header_bytes {
+        return Err(ApiError::headers_too_large());
+    }
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
@@ -138,10 +147,16 @@ async fn handle(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::too_large());
     }
-    let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => return Err(ApiError::invalid_body("request body could not be read")),
-        Err(_) => return Err(ApiError::too_large()),
+    // A client that sends its body slowly holds a worker's attention: bound the wait.
+    let read = tokio::time::timeout(
+        state.limits.body_timeout,
+        payload.to_bytes_limited(MAX_BODY_BYTES),
+    );
+    let body = match read.await {
+        Ok(Ok(Ok(body))) => body,
+        Ok(Ok(Err(_))) => return Err(ApiError::invalid_body("request body could not be read")),
+        Ok(Err(_)) => return Err(ApiError::too_large()),
+        Err(_) => return Err(ApiError::body_timeout()),
     };
 
     let key = authenticate(req, &body, state).map_err(|e| {
@@ -220,7 +235,9 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         403 => "403",
         405 => "405",
+        408 => "408",
         413 => "413",
+        431 => "431",
         500 => "500",
         503 => "503",
         _ => "other",

@@ -106,6 +106,24 @@ impl ApiError {
         )
     }
 
+    /// Not in the vendor's table (its gateway answers this before CMS sees the request); the
+    /// status says what happened and the code is the one for a bad request.
+    pub fn headers_too_large() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            INVALID_PARAMETER,
+            "Request headers too large",
+        )
+    }
+
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            INVALID_PARAMETER,
+            "Request body not received in time",
+        )
+    }
+
     pub fn invalid(reason: InvalidRequest) -> Self {
         Self::new(StatusCode::OK, INVALID_PARAMETER, reason.to_string())
     }

@@ -4,9 +4,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod attacks;
 mod dead_letters;
 mod errors;
 mod health;
+mod keys;
 mod outage;
 mod realstatistic;
 mod tls;

@@ -1,0 +1,83 @@
+//! Key rotation without a restart: the keys file is rewritten while requests keep coming.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const BODY: &str = r#"{"vdn":92,"taskId":"1"}"#;
+const NEW_SK: &str = "rotated-Secret-2";
+
+async fn status_with(app: &TestApp, sk: &str) -> (u16, String) {
+    let r = signed_post(&app.api, AK, sk, BODY).await;
+    (r.status, result(&r).0)
+}
+
+#[actix_web::test]
+async fn rotation_takes_effect_without_restart_and_drops_no_request() {
+    let kafka = MockKafka::start("events", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
+    app.wait_ready(Duration::from_secs(20)).await;
+    assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
+    assert_eq!(status_with(&app, NEW_SK).await.0, 401);
+
+    // Background traffic during the rotation: every request must get an HTTP answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let traffic = {
+        let (api, stop, answered) = (app.api.clone(), stop.clone(), answered.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let auth = authorization(AK, SK, &api, BODY, &now_timestamp());
+                match realstat::client::request(
+                    &api,
+                    "POST",
+                    PATH,
+                    &[
+                        ("Host", api.as_str()),
+                        ("Content-Type", "application/json;charset=UTF-8"),
+                        ("Authorization", auth.as_str()),
+                    ],
+                    BODY.as_bytes(),
+                    Duration::from_secs(5),
+                ) {
+                    Ok(r) if r.status == 200 || r.status == 401 => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures.push(format!("status {}", r.status)),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            failures
+        })
+    };
+
+    // A broken file: the old keys stay.
+    let keys_path = app.dir.path().join("keys.toml");
+    std::fs::write(&keys_path, "[[key]]\nak = \"globalaktest\"\n").expect("broken file");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
+
+    // The new secret replaces the old one.
+    std::fs::write(
+        &keys_path,
+        format!("[[key]]\nak = \"globalaktest\"\nsk = \"{NEW_SK}\"\nvdns = \"*\"\n"),
+    )
+    .expect("rotated file");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_with(&app, NEW_SK).await.0 != 200 {
+        assert!(Instant::now() < deadline, "new key not picked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_with(&app, SK).await, (401, "0100001".into()));
+    assert_eq!(status_with(&app, SCOPED_SK).await.0, 401);
+
+    stop.store(true, Ordering::Relaxed);
+    let failures = traffic.join().expect("traffic thread");
+    assert!(failures.is_empty(), "dropped requests: {failures:?}");
+    assert!(answered.load(Ordering::Relaxed) > 10);
+    app.stop().await;
+}
