@@ -15,6 +15,16 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Kills the demo if the test fails half way, so no process outlives it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
     let out = Command::new(BIN)
         .args([
@@ -50,7 +60,7 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
     let admin = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().expect("tempdir");
     let log_path = dir.path().join("stderr.log");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env("REALSTAT_LISTEN", &api)
         .env("REALSTAT_ADMIN_LISTEN", &admin)
         .env("REALSTAT_LOG_FORMAT", "json")
@@ -59,9 +69,10 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
         .stderr(std::fs::File::create(&log_path).expect("log file"))
         .spawn()
         .expect("demo starts");
+    let mut child = KillOnDrop(child);
 
     // The banner names the demo secret and the exact query command.
-    let stdout = child.stdout.take().expect("stdout");
+    let stdout = child.0.stdout.take().expect("stdout");
     let mut sk = String::new();
     let mut banner = String::new();
     for line in BufReader::new(stdout).lines() {
@@ -159,11 +170,11 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
 
     // SIGTERM: a clean stop.
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
+        if let Some(s) = child.0.try_wait().expect("wait") {
             break s;
         }
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
