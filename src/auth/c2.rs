@@ -557,10 +557,13 @@ pub fn verify<'h>(
 mod tests {
     use super::*;
 
-    const VECTORS: &str = concat!(
+    /// The contract's vectors, beside the checkout (as CI lays it out), with the repository's copy
+    /// as the fallback for a checkout without `../shared`. When both exist they must agree.
+    const SHARED_VECTORS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/spec/vectors/c2-auth.json"
     );
+    const REPO_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/c2-auth.json");
 
     struct Vector {
         name: String,
@@ -584,12 +587,22 @@ mod tests {
     }
 
     fn vectors() -> Vec<Vector> {
-        // Deliberately fails (does not skip) when the shared file is missing.
-        let text = std::fs::read_to_string(VECTORS)
-            .unwrap_or_else(|e| panic!("cannot read test vectors {VECTORS}: {e}"));
+        // Deliberately fails (does not skip) when no vector file can be read.
+        let repo = std::fs::read_to_string(REPO_VECTORS)
+            .unwrap_or_else(|e| panic!("cannot read test vectors {REPO_VECTORS}: {e}"));
+        let text = match std::fs::read_to_string(SHARED_VECTORS) {
+            Ok(shared) => {
+                assert_eq!(
+                    shared, repo,
+                    "tests/vectors/c2-auth.json is stale: copy it from ../shared/spec/vectors/"
+                );
+                shared
+            }
+            Err(_) => repo,
+        };
         let doc: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
         let list = doc["vectors"].as_array().expect("vectors array");
-        assert!(!list.is_empty(), "no vectors in {VECTORS}");
+        assert!(!list.is_empty(), "no vectors");
         list.iter()
             .map(|v| {
                 let query = v["query"].as_object().expect("query object");
