@@ -1,5 +1,6 @@
-//! The admin listener: `/metrics`, `/health/live`, `/health/ready`. Kept off the API listener so
-//! the balancer (NSLB) exposes only the realstatistic endpoint.
+//! The admin listener: `/metrics`, `/health/live`, `/health/ready`, and the OpenAPI document of
+//! the whole service at `/openapi.yaml`. Kept off the API listener so the balancer (NSLB)
+//! exposes only the realstatistic endpoint.
 
 use std::sync::Arc;
 
@@ -20,7 +21,18 @@ pub struct AdminState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.yaml", web::get().to(openapi));
+}
+
+/// The OpenAPI 3.0 description of the API and admin listeners, built into the binary so the
+/// document served is always the one of the running version.
+pub const OPENAPI_YAML: &str = include_str!("../docs/openapi.yaml");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/yaml"))
+        .body(OPENAPI_YAML)
 }
 
 /// The process answers: that is all liveness means. A replica catching up is alive.
@@ -60,4 +72,44 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
         .body(m.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_is_embedded() {
+        assert!(
+            OPENAPI_YAML.starts_with("openapi: 3.0.3\n"),
+            "first line: {:?}",
+            OPENAPI_YAML.lines().next()
+        );
+        assert!(OPENAPI_YAML.contains(&format!("\n  {}:\n", crate::api::PATH)));
+        for admin_path in ["/health/live", "/health/ready", "/metrics", "/openapi.yaml"] {
+            assert!(
+                OPENAPI_YAML.contains(&format!("\n  {admin_path}:\n")),
+                "{admin_path} is not documented"
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn serves_the_openapi_document() {
+        use actix_web::{test, App};
+        let app =
+            test::init_service(App::new().route("/openapi.yaml", web::get().to(openapi))).await;
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get().uri("/openapi.yaml").to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()),
+            Some(&b"application/yaml"[..])
+        );
+        let body = test::read_body(resp).await;
+        assert_eq!(body, OPENAPI_YAML.as_bytes());
+    }
 }

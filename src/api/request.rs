@@ -69,8 +69,10 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<TaskKey, InvalidReq
     if first != Some(&b'{') {
         return Err(InvalidRequest::NotJsonObject);
     }
+    // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
+    let text = std::str::from_utf8(body).map_err(|_| InvalidRequest::NotJsonObject)?;
     let wire: WireRequest =
-        serde_json::from_slice(body).map_err(|_| InvalidRequest::NotJsonObject)?;
+        serde_json::from_str(text).map_err(|_| InvalidRequest::NotJsonObject)?;
     let cc_id = match wire.cc_id {
         None | Some(IdToken::Null) => default_cc_id,
         Some(t) => t.in_range(CC_ID_MAX).ok_or(InvalidRequest::CcId)? as u16,
@@ -169,6 +171,11 @@ mod tests {
             (r#"{"ccId":"65536","vdn":92,"taskId":1}"#, CcId),
             (r#"{"ccId":true,"vdn":92,"taskId":1}"#, CcId),
         ];
+        assert_eq!(
+            parse_body(b"{\"vdn\":92,\"taskId\":1,\"x\":\"\xff\"}", 7),
+            Err(NotJsonObject),
+            "not UTF-8, even in an ignored field"
+        );
         for (body, want) in cases {
             assert_eq!(p(body), Err(*want), "{body}");
         }

@@ -208,7 +208,9 @@ impl Decoder {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(Rejection::TooLarge);
         }
-        let wire: WireEvent<'_> = serde_json::from_slice(bytes).map_err(|_| Rejection::NotJson)?;
+        // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
+        let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)?;
+        let wire: WireEvent<'_> = serde_json::from_str(text).map_err(|_| Rejection::NotJson)?;
         self.validate(wire)
     }
 
@@ -444,6 +446,13 @@ mod tests {
         }
         let huge = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES));
         assert_eq!(decode(&huge), Err(Rejection::TooLarge));
+        // Not UTF-8, even inside a field the decoder would skip.
+        assert_eq!(
+            Decoder::new(1).decode(
+                b"{\"type\":\"TASK\",\"vdn\":7,\"taskId\":7,\"ts\":5,\"plannedCount\":1,\"x\":\"\xff\"}"
+            ),
+            Err(Rejection::NotJson)
+        );
     }
 
     #[test]
