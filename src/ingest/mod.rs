@@ -221,8 +221,10 @@ impl Worker {
             std::thread::sleep(Duration::from_secs(1));
         };
 
-        self.assign(&partitions);
+        // End offsets first: they are the readiness targets, and they tell whether a stored
+        // position still lies inside the log before the consumer is sent there.
         self.refresh_end_offsets(&partitions, true);
+        self.assign(&partitions);
         self.check_caught_up();
 
         let mut last_maintain = Instant::now();
@@ -347,6 +349,11 @@ impl Worker {
                 Ok((low, high)) => {
                     self.ends.insert(p, high);
                     if at_start {
+                        // A stored position outside the log is moved into it here rather than left
+                        // to the broker's reset policy. Below the start (retention deleted it):
+                        // go on from the earliest offset. Beyond the end (the topic was
+                        // recreated): read it all again; the fold is idempotent, so re-reading
+                        // is always safe.
                         if let Some(&pos) = self.positions.get(&p) {
                             if pos < low {
                                 tracing::warn!(
@@ -355,6 +362,15 @@ impl Worker {
                                     earliest = low,
                                     "stored offset no longer in the log; reading from the earliest"
                                 );
+                                self.positions.insert(p, low);
+                            } else if pos > high {
+                                tracing::warn!(
+                                    partition = p,
+                                    stored = pos,
+                                    end = high,
+                                    "stored offset beyond the end of the log (topic recreated?); reading it from the start"
+                                );
+                                self.positions.remove(&p);
                             }
                         }
                         // An empty partition, or one whose messages are all deleted, has nothing

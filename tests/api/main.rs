@@ -11,4 +11,5 @@ mod health;
 mod keys;
 mod outage;
 mod realstatistic;
+mod restore;
 mod tls;
