@@ -258,6 +258,48 @@ impl Metrics {
     }
 }
 
+/// The ingest loop's counters, resolved once: looking a labelled series up costs a lock and a
+/// hash per call, too much for every event.
+pub struct IngestCounters {
+    pub consumed: IntCounter,
+    pub changed: IntCounter,
+    pub unchanged: IntCounter,
+    /// Indexed like `Rejection::ALL`.
+    rejected: Vec<IntCounter>,
+    pub too_old: IntCounter,
+    pub from_the_future: IntCounter,
+    pub visible_delay: Histogram,
+}
+
+impl IngestCounters {
+    pub fn rejected(&self, reason: Rejection) -> &IntCounter {
+        let i = Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        &self.rejected[i]
+    }
+}
+
+impl Metrics {
+    pub fn ingest_counters(&self) -> IngestCounters {
+        IngestCounters {
+            consumed: self.events_consumed.clone(),
+            changed: self.events_applied.with_label_values(&["changed"]),
+            unchanged: self.events_applied.with_label_values(&["unchanged"]),
+            rejected: Rejection::ALL
+                .iter()
+                .map(|r| self.events_rejected.with_label_values(&[r.label()]))
+                .collect(),
+            too_old: self.events_rejected.with_label_values(&[REJECT_TOO_OLD]),
+            from_the_future: self
+                .events_rejected
+                .with_label_values(&[REJECT_FROM_THE_FUTURE]),
+            visible_delay: self.event_visible_delay.clone(),
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

@@ -25,7 +25,7 @@ pub mod dead_letter;
 use crate::events::Decoder;
 use crate::fold::calendar::now_ms;
 use crate::fold::{Applied, Store};
-use crate::metrics::{Metrics, REJECT_FROM_THE_FUTURE, REJECT_TOO_OLD};
+use crate::metrics::{IngestCounters, Metrics, REJECT_FROM_THE_FUTURE, REJECT_TOO_OLD};
 use dead_letter::{DeadLetters, Origin};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,7 @@ impl Ingest {
             consumer,
             decoder: Decoder::new(config.default_cc_id),
             dead_letters,
+            counters: metrics.ingest_counters(),
             config,
             store,
             metrics,
@@ -183,6 +184,7 @@ struct Worker {
     consumer: BaseConsumer,
     decoder: Decoder,
     dead_letters: DeadLetters,
+    counters: IngestCounters,
     config: IngestConfig,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -449,50 +451,36 @@ impl Worker {
 
     /// Decodes and folds one message; returns the rejection reason of a message not applied.
     fn fold(&self, payload: &[u8]) -> Option<&'static str> {
-        self.metrics.events_consumed.inc();
+        let c = &self.counters;
+        c.consumed.inc();
         let event = match self.decoder.decode(payload) {
             Ok(e) => e,
             Err(reason) => {
-                self.metrics
-                    .events_rejected
-                    .with_label_values(&[reason.label()])
-                    .inc();
+                c.rejected(reason).inc();
                 return Some(reason.label());
             }
         };
         let now = now_ms();
         match self.store.apply(&event, now) {
             Applied::Changed => {
-                self.metrics
-                    .events_applied
-                    .with_label_values(&["changed"])
-                    .inc();
-                self.metrics
-                    .event_visible_delay
+                c.changed.inc();
+                c.visible_delay
                     .observe((now - event.ts).max(0) as f64 / 1000.0);
+                None
             }
             Applied::Unchanged => {
-                self.metrics
-                    .events_applied
-                    .with_label_values(&["unchanged"])
-                    .inc();
+                c.unchanged.inc();
+                None
             }
             Applied::TooOld => {
-                self.metrics
-                    .events_rejected
-                    .with_label_values(&[REJECT_TOO_OLD])
-                    .inc();
-                return Some(REJECT_TOO_OLD);
+                c.too_old.inc();
+                Some(REJECT_TOO_OLD)
             }
             Applied::FromTheFuture => {
-                self.metrics
-                    .events_rejected
-                    .with_label_values(&[REJECT_FROM_THE_FUTURE])
-                    .inc();
-                return Some(REJECT_FROM_THE_FUTURE);
+                c.from_the_future.inc();
+                Some(REJECT_FROM_THE_FUTURE)
             }
         }
-        None
     }
 
     fn adopt_consumer_positions(&mut self) {
