@@ -179,6 +179,26 @@ mod tests {
         assert_eq!(s.stats(&TASK, d + 2).total, 1);
     }
 
+    /// Found by the fuzzer: a call whose day left the window, then an event for it and its
+    /// redelivery. The redelivery must change nothing.
+    #[test]
+    fn redelivery_for_a_call_out_of_the_window_changes_nothing() {
+        use CallState::*;
+        let s = store();
+        let d = day0(&s);
+        s.apply(&call(TASK, "c", Queued, T0 - 30 * HOUR), FAR_FUTURE);
+        s.apply(&call(TASK, "x", Queued, T0 + 24 * HOUR), FAR_FUTURE);
+        let late = call(TASK, "c", Finished, T0 + 24 * HOUR);
+        let first = s.apply(&late, FAR_FUTURE);
+        let before = all_stats(&s);
+        let again = s.apply(&late, FAR_FUTURE);
+        assert_eq!((first, again), (Applied::TooOld, Applied::TooOld));
+        assert_eq!(all_stats(&s), before);
+        s.maintain();
+        assert_eq!(s.calls_tracked(), 1, "the old call is dropped");
+        assert_eq!(s.stats(&TASK, d + 1).total, 1);
+    }
+
     #[test]
     fn events_from_the_future_are_refused() {
         let s = store();

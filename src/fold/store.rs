@@ -276,7 +276,7 @@ impl TaskState {
         self.calls.is_empty() && self.days.iter().all(DayCounts::is_empty)
     }
 
-    /// Applies one call event; `min_day` is the oldest day the retention window keeps.
+    /// Applies one call event whose day is inside the retention window (`Store::apply` checks).
     fn apply_call(
         &mut self,
         key: CallKey,
@@ -289,9 +289,6 @@ impl TaskState {
         let stale = |last_ts: i64| ctx.watermark.saturating_sub(last_ts) > ctx.stale_after_ms;
         match self.calls.entry(key) {
             Entry::Vacant(slot) => {
-                if day < ctx.min_day {
-                    return (Applied::TooOld, 0);
-                }
                 let call = Call {
                     first_ts: ts,
                     last_ts: ts,
@@ -305,6 +302,12 @@ impl TaskState {
             }
             Entry::Occupied(mut slot) => {
                 let old = *slot.get();
+                if old.day < ctx.min_day {
+                    // The call fell out of the window and awaits maintenance, which drops it.
+                    // Folding into it now would only be undone; leaving it untouched keeps a
+                    // redelivered event a no-op.
+                    return (Applied::TooOld, 0);
+                }
                 let mut new = old;
                 new.state = old.state.max(state);
                 if ts < old.first_ts {
@@ -315,12 +318,6 @@ impl TaskState {
                 new.expired = stale(new.last_ts);
                 if new == old {
                     return (Applied::Unchanged, 0);
-                }
-                if new.day < ctx.min_day {
-                    // An earlier event moved the call to a day the window no longer keeps.
-                    slot.remove();
-                    self.remove(&old);
-                    return (Applied::Changed, -1);
                 }
                 *slot.get_mut() = new;
                 self.remove(&old);
@@ -447,14 +444,9 @@ impl Store {
         let min_day = self.min_day(watermark);
         let day = self.calendar.day_of(event.ts);
         if day < min_day {
-            // A new call or plan this old is ignored; an existing call's older event would move
-            // it out of the window, which maintenance does anyway.
-            if let EventKind::Task { .. } = event.kind {
-                return Applied::TooOld;
-            }
-            if !self.tasks.contains_key(&event.task) {
-                return Applied::TooOld;
-            }
+            // Older than the retention window: ignored, whether it would start a call, move an
+            // existing call to that day (out of the window), or set that day's plan.
+            return Applied::TooOld;
         }
         let mut task = self.tasks.entry(event.task).or_default();
         match event.kind {
