@@ -9,6 +9,7 @@
 //! [`produce`] runs a simulator against the wall clock and writes its events to Kafka;
 //! [`produce_raw`] writes given messages verbatim (tests put known or malformed events in a topic).
 
+use crate::events::CallState;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,27 +109,6 @@ const FAIL_CAUSES: &[(&str, u32, i64, i64)] = &[
     ("00549", 5, 1_000, 4_000),    // out of the service area
     ("01040", 3, 30_000, 40_000),  // ringing timeout, released by the platform
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum CallState {
-    Queued,
-    Dialing,
-    Failed,
-    Connected,
-    Finished,
-}
-
-impl CallState {
-    fn as_str(self) -> &'static str {
-        match self {
-            CallState::Queued => "QUEUED",
-            CallState::Dialing => "DIALING",
-            CallState::Failed => "FAILED",
-            CallState::Connected => "CONNECTED",
-            CallState::Finished => "FINISHED",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Call {

@@ -50,61 +50,50 @@ async fn invalid_parameters_are_0100002() {
     app.stop().await;
 }
 
+/// Signed over `host` only, so the Content-Type is free to be anything.
+async fn post_signed_over_host_only(
+    app: &TestApp,
+    content_type: &str,
+    body: &str,
+) -> realstat::client::Response {
+    let auth = realstat::auth::c2::sign(
+        AK,
+        SK.as_bytes(),
+        &now_timestamp(),
+        "POST",
+        PATH,
+        None,
+        &[("host", app.api.as_bytes())],
+        body.as_bytes(),
+    );
+    post(
+        &app.api,
+        &[
+            ("Host", &app.api),
+            ("Content-Type", content_type),
+            ("Authorization", &auth),
+        ],
+        body,
+    )
+    .await
+}
+
 #[actix_web::test]
 async fn wrong_content_type_is_0100002() {
     let (app, _kafka) = ready_app().await;
     let body = r#"{"vdn":92,"taskId":"1"}"#;
-    // Signed over host only, so the Content-Type is free to be wrong.
     for ct in [
         "text/plain",
         "application/json; charset=GBK",
         "application/xml",
     ] {
-        let auth = realstat::auth::c2::sign(
-            AK,
-            SK.as_bytes(),
-            &now_timestamp(),
-            "POST",
-            PATH,
-            None,
-            &[("host", app.api.as_bytes())],
-            body.as_bytes(),
-        );
-        let r = post(
-            &app.api,
-            &[
-                ("Host", &app.api),
-                ("Content-Type", ct),
-                ("Authorization", &auth),
-            ],
-            body,
-        )
-        .await;
+        let r = post_signed_over_host_only(&app, ct, body).await;
         let desc = assert_code(&r, 200, "0100002");
         assert!(desc.contains("Content-Type"), "{desc}");
     }
     // Tolerated forms.
     for ct in ["application/json", "APPLICATION/JSON ; CHARSET=utf-8"] {
-        let auth = realstat::auth::c2::sign(
-            AK,
-            SK.as_bytes(),
-            &now_timestamp(),
-            "POST",
-            PATH,
-            None,
-            &[("host", app.api.as_bytes())],
-            body.as_bytes(),
-        );
-        let r = post(
-            &app.api,
-            &[
-                ("Host", &app.api),
-                ("Content-Type", ct),
-                ("Authorization", &auth),
-            ],
-            body,
-        )
-        .await;
+        let r = post_signed_over_host_only(&app, ct, body).await;
         assert_code(&r, 200, "0100000");
     }
     app.stop().await;
