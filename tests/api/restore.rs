@@ -28,7 +28,10 @@ async fn offsets_beyond_the_end_of_the_log_are_read_again_from_the_start() {
     // the new log does not have, and claims offset 1000.
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = test_settings(&kafka.brokers(), "events", &dir);
-    let old = Store::new(Calendar::named("Asia/Shanghai").expect("zone"), FoldPolicy::default());
+    let old = Store::new(
+        Calendar::named("Asia/Shanghai").expect("zone"),
+        FoldPolicy::default(),
+    );
     let decoder = Decoder::new(1);
     for e in [
         events[0].clone(),
