@@ -64,6 +64,8 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
         .env("REALSTAT_LISTEN", &api)
         .env("REALSTAT_ADMIN_LISTEN", &admin)
         .env("REALSTAT_LOG_FORMAT", "json")
+        // Request outcomes log at debug: turn them on, so the no-secret check covers them.
+        .env("RUST_LOG", "info,realstat::api=debug")
         .env_remove("REALSTAT_KAFKA_BROKERS")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log_path).expect("log file"))

@@ -21,12 +21,14 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 pub mod dead_letter;
+mod end_offsets;
 
 use crate::events::Decoder;
 use crate::fold::calendar::now_ms;
 use crate::fold::{Applied, Store};
 use crate::metrics::{IngestCounters, Metrics, REJECT_FROM_THE_FUTURE, REJECT_TOO_OLD};
 use dead_letter::{DeadLetters, Origin};
+use end_offsets::{EndOffsets, Ends};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -72,6 +74,7 @@ pub type Positions = BTreeMap<i32, i64>;
 pub struct Ingest {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Positions>>,
+    end_offsets: Option<EndOffsets>,
     positions: Arc<Mutex<Positions>>,
 }
 
@@ -90,6 +93,16 @@ impl Ingest {
             .map_err(IngestError::Client)?;
         let stop = Arc::new(AtomicBool::new(false));
         let positions = Arc::new(Mutex::new(start.clone()));
+        let ends: Ends = Arc::default();
+        let end_offsets = EndOffsets::start(
+            &client_config,
+            config.topic.clone(),
+            metrics.clone(),
+            positions.clone(),
+            ends.clone(),
+            stop.clone(),
+        )
+        .map_err(IngestError::Client)?;
         let worker = Worker {
             consumer,
             decoder: Decoder::new(config.default_cc_id),
@@ -103,7 +116,7 @@ impl Ingest {
             published: positions.clone(),
             positions: start,
             targets: BTreeMap::new(),
-            ends: BTreeMap::new(),
+            ends,
         };
         let thread = std::thread::Builder::new()
             .name("ingest".into())
@@ -112,6 +125,7 @@ impl Ingest {
         Ok(Ingest {
             stop,
             thread: Some(thread),
+            end_offsets: Some(end_offsets),
             positions,
         })
     }
@@ -130,6 +144,9 @@ impl Ingest {
     /// Stops the loop and returns the final positions (everything below them is folded).
     pub fn stop(mut self) -> Positions {
         self.stop.store(true, Ordering::Release);
+        if let Some(e) = self.end_offsets.take() {
+            e.join();
+        }
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(p)) => p,
             _ => self.positions(),
@@ -164,7 +181,14 @@ fn client_config(config: &IngestConfig) -> ClientConfig {
         // Larger fetches: replay speed is bound by how much arrives per round trip.
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.min.messages", "200000");
+        .set("queued.min.messages", "200000")
+        // librdkafka pauses fetching for this long once its local queue is full (default 1 s):
+        // during a catch-up that idled the consumer most of the time (docs/BENCHMARKS.md).
+        .set("fetch.queue.backoff.ms", "10")
+        // How long a broker may hold an empty fetch. The default 500 ms is the floor of the
+        // event-to-visible delay; 10 ms brings it to tens of ms at the cost of more (small)
+        // fetch requests while idle. Override through the Kafka properties if that matters more.
+        .set("fetch.wait.max.ms", "10");
     for (k, v) in &config.properties {
         cc.set(k, v);
     }
@@ -174,11 +198,7 @@ fn client_config(config: &IngestConfig) -> ClientConfig {
 const POLL: Duration = Duration::from_millis(100);
 const MAX_BATCH: usize = 4096;
 const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
-const END_OFFSETS_EVERY: Duration = Duration::from_secs(5);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
-/// The periodic end-offset refresh runs on the consumer thread: keep it short so a slow or
-/// absent broker costs ingestion at most this much per refresh.
-const REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Worker {
     consumer: BaseConsumer,
@@ -195,8 +215,8 @@ struct Worker {
     positions: Positions,
     /// End offsets seen at start: caught up once every partition reaches its target.
     targets: BTreeMap<i32, i64>,
-    /// Latest known end offsets, for lag.
-    ends: BTreeMap<i32, i64>,
+    /// Latest known end offsets, for lag (kept fresh by the end-offsets thread).
+    ends: Ends,
 }
 
 impl Worker {
@@ -225,12 +245,11 @@ impl Worker {
 
         // End offsets first: they are the readiness targets, and they tell whether a stored
         // position still lies inside the log before the consumer is sent there.
-        self.refresh_end_offsets(&partitions, true);
+        self.read_start_offsets(&partitions);
         self.assign(&partitions);
         self.check_caught_up();
 
         let mut last_maintain = Instant::now();
-        let mut last_ends = Instant::now();
         let mut last_metadata = Instant::now();
         while !self.stopping() {
             let batch_start = Instant::now();
@@ -243,18 +262,24 @@ impl Worker {
                 self.check_caught_up();
             } else if !self.readiness.is_ready() {
                 // Idle but not caught up: the end may be a transaction marker, which is never
-                // delivered as a message; librdkafka's position moves past it.
+                // delivered as a message; librdkafka's position moves past it. Or an end offset
+                // could not be read at start: ask again.
                 self.adopt_consumer_positions();
+                let unknown: Vec<i32> = self
+                    .targets
+                    .iter()
+                    .filter(|(_, &t)| t == i64::MAX)
+                    .map(|(&p, _)| p)
+                    .collect();
+                if !unknown.is_empty() {
+                    self.read_start_offsets(&unknown);
+                }
                 self.check_caught_up();
             }
             if last_maintain.elapsed() >= MAINTAIN_EVERY {
                 let m = self.store.maintain();
                 self.metrics.calls_expired.inc_by(m.calls_expired);
                 last_maintain = Instant::now();
-            }
-            if last_ends.elapsed() >= END_OFFSETS_EVERY {
-                self.refresh_end_offsets(&partitions, false);
-                last_ends = Instant::now();
             }
             if last_metadata.elapsed() >= self.config.metadata_refresh {
                 if let Ok(now) = self.partitions() {
@@ -334,79 +359,62 @@ impl Worker {
         }
     }
 
-    /// Reads end offsets; at start they become the readiness targets. A partition whose stored
-    /// position is below the log's start (retention deleted it) is reported: librdkafka then
-    /// resets to the earliest offset (`auto.offset.reset`).
-    fn refresh_end_offsets(&mut self, partitions: &[i32], at_start: bool) {
-        let timeout = if at_start {
-            METADATA_TIMEOUT
-        } else {
-            REFRESH_TIMEOUT
-        };
+    /// Reads every partition's offsets at start: the end offsets become the readiness targets,
+    /// and a stored position below the log's start (retention deleted it) moves to the earliest
+    /// offset here rather than being left to the broker's reset policy.
+    fn read_start_offsets(&mut self, partitions: &[i32]) {
         for &p in partitions {
             match self
                 .consumer
-                .fetch_watermarks(&self.config.topic, p, timeout)
+                .fetch_watermarks(&self.config.topic, p, METADATA_TIMEOUT)
             {
                 Ok((low, high)) => {
-                    self.ends.insert(p, high);
-                    if at_start {
-                        // A stored position outside the log is moved into it here rather than left
-                        // to the broker's reset policy. Below the start (retention deleted it):
-                        // go on from the earliest offset. Beyond the end (the topic was
-                        // recreated): read it all again; the fold is idempotent, so re-reading
-                        // is always safe.
-                        if let Some(&pos) = self.positions.get(&p) {
-                            if pos < low {
-                                tracing::warn!(
-                                    partition = p,
-                                    stored = pos,
-                                    earliest = low,
-                                    "stored offset no longer in the log; reading from the earliest"
-                                );
-                                self.positions.insert(p, low);
-                            } else if pos > high {
-                                tracing::warn!(
-                                    partition = p,
-                                    stored = pos,
-                                    end = high,
-                                    "stored offset beyond the end of the log (topic recreated?); reading it from the start"
-                                );
-                                self.positions.remove(&p);
-                            }
-                        }
-                        // An empty partition, or one whose messages are all deleted, has nothing
-                        // to catch up with.
-                        self.targets.insert(p, if high <= low { 0 } else { high });
+                    if let Ok(mut e) = self.ends.lock() {
+                        e.insert(p, high);
                     }
-                    let label = p.to_string();
+                    if let Some(&pos) = self.positions.get(&p) {
+                        if pos < low {
+                            tracing::warn!(
+                                partition = p,
+                                stored = pos,
+                                earliest = low,
+                                "stored offset no longer in the log; reading from the earliest"
+                            );
+                            self.positions.insert(p, low);
+                        } else if pos > high {
+                            // Either the topic was recreated, or the broker reports its end
+                            // short (tansu 0.6 leaves out the last batch). Keep the position:
+                            // if the broker answers "out of range", librdkafka resets to the
+                            // earliest offset (auto.offset.reset) and the log is read again,
+                            // which the idempotent fold makes safe.
+                            tracing::warn!(
+                                partition = p,
+                                stored = pos,
+                                end = high,
+                                "stored offset beyond the reported end of the log"
+                            );
+                        }
+                    }
+                    // An empty partition, or one whose messages are all deleted, has nothing to
+                    // catch up with.
+                    self.targets.insert(p, if high <= low { 0 } else { high });
                     self.metrics
                         .partition_end_offset
-                        .with_label_values(&[&label])
+                        .with_label_values(&[&p.to_string()])
                         .set(high);
-                    let next = self.positions.get(&p).copied().unwrap_or(low).max(low);
-                    self.metrics
-                        .partition_lag
-                        .with_label_values(&[&label])
-                        .set((high - next).max(0));
                 }
                 Err(e) => {
                     self.metrics
                         .consumer_errors
                         .with_label_values(&["watermarks"])
                         .inc();
-                    if at_start {
-                        // Unknown end: wait for it rather than declaring readiness on a guess.
-                        self.targets.insert(p, i64::MAX);
-                    }
+                    // Unknown end: wait for it rather than declaring readiness on a guess.
+                    self.targets.insert(p, i64::MAX);
                     tracing::warn!(partition = p, error = %e, "cannot read end offset");
-                    if !at_start {
-                        // The broker is likely away: try again next round, not once per partition.
-                        break;
-                    }
                 }
             }
         }
+        self.publish();
     }
 
     /// Polls up to `MAX_BATCH` messages (waiting only for the first) and folds them.
@@ -514,13 +522,14 @@ impl Worker {
     }
 
     fn publish(&self) {
+        let ends = self.ends.lock().map(|e| e.clone()).unwrap_or_default();
         for (p, &next) in &self.positions {
             let label = p.to_string();
             self.metrics
                 .partition_next_offset
                 .with_label_values(&[&label])
                 .set(next);
-            if let Some(&end) = self.ends.get(p) {
+            if let Some(&end) = ends.get(p) {
                 self.metrics
                     .partition_lag
                     .with_label_values(&[&label])
