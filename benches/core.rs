@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use realstat::api::request::{check_content_type, parse_body};
 use realstat::api::response::Realstatistic;
 use realstat::auth::c2::HeaderLookup;
-use realstat::auth::{authenticate, KeySet, Keys};
+use realstat::auth::{authenticate, Clock, KeySet, Keys, SignedParts};
 use realstat::events::{Decoder, Event};
 use realstat::fold::Store;
 use realstat::ingest::Positions;
@@ -120,13 +120,17 @@ fn request(c: &mut Criterion) {
         authenticate(
             &keys,
             Some(auth),
-            "POST",
-            realstat::api::PATH,
-            None,
-            &lookup,
-            body.as_bytes(),
-            now,
-            900,
+            &SignedParts {
+                method: "POST",
+                path: realstat::api::PATH,
+                raw_query: None,
+                header: &lookup,
+                body: body.as_bytes(),
+            },
+            Clock {
+                now_unix: now,
+                allowed_skew_secs: 900,
+            },
         )
     };
     assert!(verify(&auth).is_ok(), "the benchmark request must verify");

@@ -19,8 +19,8 @@ use std::sync::OnceLock;
 use realstat::api::request::{check_content_type, parse_body, InvalidRequest};
 use realstat::auth::c2::valid_ak;
 use realstat::auth::{
-    authenticate, format_timestamp, parse_authorization, sign, verify, AuthError, HeaderLookup,
-    KeySet, Keys,
+    authenticate, format_timestamp, parse_authorization, sign, verify, AuthError, Clock,
+    HeaderLookup, KeySet, Keys, SignedParts,
 };
 use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, encode_task, CallKey, CallState, Decoder, Event, EventKind};
@@ -270,13 +270,17 @@ impl<'a> Request<'a> {
         authenticate(
             keys(),
             Some(value),
-            &self.method,
-            &self.path,
-            self.query.as_deref(),
-            &|name| self.lookup(name),
-            self.body,
-            now,
-            SKEW_SECS,
+            &SignedParts {
+                method: &self.method,
+                path: &self.path,
+                raw_query: self.query.as_deref(),
+                header: &|name| self.lookup(name),
+                body: self.body,
+            },
+            Clock {
+                now_unix: now,
+                allowed_skew_secs: SKEW_SECS,
+            },
         )
         .map(|entry| entry.ak.clone())
     }
@@ -293,13 +297,17 @@ impl<'a> Request<'a> {
         verify(
             &auth,
             sk,
-            &self.method,
-            &self.path,
-            self.query.as_deref(),
-            &|name| self.lookup(name),
-            body,
-            now,
-            skew,
+            &SignedParts {
+                method: &self.method,
+                path: &self.path,
+                raw_query: self.query.as_deref(),
+                header: &|name| self.lookup(name),
+                body,
+            },
+            Clock {
+                now_unix: now,
+                allowed_skew_secs: skew,
+            },
         )
     }
 }

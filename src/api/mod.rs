@@ -18,7 +18,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::c2::HeaderLookup;
-use crate::auth::{self, AuthError, Keys, Lockout};
+use crate::auth::{self, AuthError, Clock, Keys, Lockout, SignedParts};
 use crate::fold::Store;
 use crate::ingest::Readiness;
 use crate::metrics::Metrics;
@@ -219,13 +219,17 @@ fn authenticate(
     auth::authenticate(
         &state.keys,
         value,
-        req.method().as_str(),
-        req.uri().path(),
-        req.uri().query(),
-        &lookup,
-        body,
-        crate::fold::calendar::now_ms() / 1000,
-        state.allowed_skew_secs,
+        &SignedParts {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            raw_query: req.uri().query(),
+            header: &lookup,
+            body,
+        },
+        Clock {
+            now_unix: crate::fold::calendar::now_ms() / 1000,
+            allowed_skew_secs: state.allowed_skew_secs,
+        },
     )
 }
 

@@ -471,39 +471,51 @@ pub fn sign(
     out
 }
 
+/// The parts of a request that the signature covers, as the server received them.
+pub struct SignedParts<'r, 'h> {
+    pub method: &'r str,
+    /// The path as received, not re-encoded.
+    pub path: &'r str,
+    pub raw_query: Option<&'r str>,
+    /// The value of a request header by lower-case name.
+    pub header: &'r dyn Fn(&str) -> HeaderLookup<'h>,
+    pub body: &'r [u8],
+}
+
+/// When a request is checked, and the clock skew allowed between client and server.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now_unix: i64,
+    pub allowed_skew_secs: i64,
+}
+
 /// The server-side steps that need no key: the clock check and the canonical request.
 ///
 /// Split from the comparison so that [`super::authenticate`] can run them *before* looking the
 /// access key up: a client then learns "expired" or "malformed" whether or not its AK exists.
-#[allow(clippy::too_many_arguments)] // the request's parts, one to one
-pub fn prepare<'h>(
+pub fn prepare(
     auth: &Authorization<'_>,
-    method: &str,
-    path: &str,
-    raw_query: Option<&str>,
-    header: &dyn Fn(&str) -> HeaderLookup<'h>,
-    body: &[u8],
-    now_unix: i64,
-    allowed_skew_secs: i64,
+    request: &SignedParts<'_, '_>,
+    clock: Clock,
 ) -> Result<String, AuthError> {
-    let skew = u64::try_from(allowed_skew_secs.max(0)).unwrap_or(0);
-    if now_unix.abs_diff(auth.unix_seconds) > skew {
+    let skew = u64::try_from(clock.allowed_skew_secs.max(0)).unwrap_or(0);
+    if clock.now_unix.abs_diff(auth.unix_seconds) > skew {
         return Err(AuthError::Expired);
     }
     let mut values: Vec<(&str, &[u8])> = Vec::new();
     for name in auth.header_names() {
-        match header(name) {
+        match (request.header)(name) {
             HeaderLookup::One(value) => values.push((name, value)),
             HeaderLookup::Missing | HeaderLookup::Many => return Err(AuthError::Malformed),
         }
     }
     Ok(canonical_request(
-        method,
-        path,
-        raw_query,
+        request.method,
+        request.path,
+        request.raw_query,
         auth.signed_headers,
         &values,
-        body,
+        request.body,
     ))
 }
 
@@ -525,31 +537,15 @@ pub fn check_signature(
 
 /// Server side: verifies a parsed Authorization against one secret key.
 ///
-/// `header` returns the value of a request header by lower-case name; a signed header that is
-/// missing or repeated is `Malformed`. The clock is checked first (`Expired`), then the
-/// signature (`Mismatch`).
-#[allow(clippy::too_many_arguments)] // the request's parts, one to one
-pub fn verify<'h>(
+/// A signed header that is missing from the request or repeated is `Malformed`. The clock is
+/// checked first (`Expired`), then the signature (`Mismatch`).
+pub fn verify(
     auth: &Authorization<'_>,
     sk: &[u8],
-    method: &str,
-    path: &str,
-    raw_query: Option<&str>,
-    header: &dyn Fn(&str) -> HeaderLookup<'h>,
-    body: &[u8],
-    now_unix: i64,
-    allowed_skew_secs: i64,
+    request: &SignedParts<'_, '_>,
+    clock: Clock,
 ) -> Result<(), AuthError> {
-    let canonical = prepare(
-        auth,
-        method,
-        path,
-        raw_query,
-        header,
-        body,
-        now_unix,
-        allowed_skew_secs,
-    )?;
+    let canonical = prepare(auth, request, clock)?;
     check_signature(auth, sk, &canonical)
 }
 
@@ -701,13 +697,17 @@ mod tests {
             let result = verify(
                 &auth,
                 v.sk.as_bytes(),
-                &v.method,
-                &v.uri,
-                v.raw_query.as_deref(),
-                &lookup,
-                v.body.as_bytes(),
-                now,
-                900,
+                &SignedParts {
+                    method: &v.method,
+                    path: &v.uri,
+                    raw_query: v.raw_query.as_deref(),
+                    header: &lookup,
+                    body: v.body.as_bytes(),
+                },
+                Clock {
+                    now_unix: now,
+                    allowed_skew_secs: 900,
+                },
             );
             assert_eq!(result, Ok(()), "vector {:?}", v.name);
         }
@@ -731,13 +731,17 @@ mod tests {
             let result = verify(
                 &auth,
                 v.sk.as_bytes(),
-                &v.method,
-                &v.uri,
-                Some(raw),
-                &lookup,
-                v.body.as_bytes(),
-                now,
-                900,
+                &SignedParts {
+                    method: &v.method,
+                    path: &v.uri,
+                    raw_query: Some(raw),
+                    header: &lookup,
+                    body: v.body.as_bytes(),
+                },
+                Clock {
+                    now_unix: now,
+                    allowed_skew_secs: 900,
+                },
             );
             assert_eq!(result, Ok(()), "raw query {raw:?}");
         }
@@ -745,13 +749,17 @@ mod tests {
         let result = verify(
             &auth,
             v.sk.as_bytes(),
-            &v.method,
-            &v.uri,
-            None,
-            &lookup,
-            v.body.as_bytes(),
-            now,
-            900,
+            &SignedParts {
+                method: &v.method,
+                path: &v.uri,
+                raw_query: None,
+                header: &lookup,
+                body: v.body.as_bytes(),
+            },
+            Clock {
+                now_unix: now,
+                allowed_skew_secs: 900,
+            },
         );
         assert_eq!(result, Err(AuthError::Mismatch));
     }
@@ -839,13 +847,17 @@ mod tests {
         verify(
             &auth,
             sk,
-            "POST",
-            PATH,
-            None,
-            &lookup_in(request_headers),
-            body,
-            now,
-            15 * 60,
+            &SignedParts {
+                method: "POST",
+                path: PATH,
+                raw_query: None,
+                header: &lookup_in(request_headers),
+                body,
+            },
+            Clock {
+                now_unix: now,
+                allowed_skew_secs: 15 * 60,
+            },
         )
     }
 
@@ -1092,10 +1104,7 @@ mod tests {
                 sign("ak", &sk, TS, "POST", PATH, query.as_deref(), &headers, &body);
             let auth = parse_authorization(&authorization).expect("own output parses");
             let request = vec![("host".to_owned(), host.into_bytes())];
-            let result = verify(
-                &auth, &sk, "POST", PATH, query.as_deref(), &lookup_in(&request), &body,
-                ts_now(), 0,
-            );
+            let result = verify(&auth, &sk, &SignedParts { method: "POST", path: PATH, raw_query: query.as_deref(), header: &lookup_in(&request), body: &body }, Clock { now_unix: ts_now(), allowed_skew_secs: 0 });
             proptest::prop_assert_eq!(result, Ok(()));
         }
 

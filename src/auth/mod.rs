@@ -31,7 +31,8 @@ pub mod lockout;
 use std::sync::Arc;
 
 pub use c2::{
-    format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, HeaderLookup,
+    format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, Clock,
+    HeaderLookup, SignedParts,
 };
 pub use keys::{
     spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
@@ -43,29 +44,14 @@ pub use lockout::{client_ip, Lockout, LockoutPolicy};
 /// `authorization` is the header value, `None` when absent (the caller answers `Malformed` itself
 /// for a repeated or non-UTF-8 one). On success the caller still has to check
 /// [`KeyEntry::may_read`] for the requested call center and VDN.
-#[allow(clippy::too_many_arguments)] // the request's parts, one to one
-pub fn authenticate<'h>(
+pub fn authenticate(
     keys: &Keys,
     authorization: Option<&str>,
-    method: &str,
-    path: &str,
-    raw_query: Option<&str>,
-    header: &dyn Fn(&str) -> HeaderLookup<'h>,
-    body: &[u8],
-    now_unix: i64,
-    allowed_skew_secs: i64,
+    request: &SignedParts<'_, '_>,
+    clock: Clock,
 ) -> Result<Arc<KeyEntry>, AuthError> {
     let auth = parse_authorization(authorization.ok_or(AuthError::Missing)?)?;
-    let canonical = c2::prepare(
-        &auth,
-        method,
-        path,
-        raw_query,
-        header,
-        body,
-        now_unix,
-        allowed_skew_secs,
-    )?;
+    let canonical = c2::prepare(&auth, request, clock)?;
     match keys.lookup(auth.ak) {
         Some(entry) => {
             c2::check_signature(&auth, entry.secret.expose(), &canonical)?;
@@ -101,13 +87,17 @@ mod tests {
         authenticate(
             keys,
             authorization,
-            "POST",
-            "/p",
-            None,
-            &host_only,
-            BODY,
-            now,
-            900,
+            &SignedParts {
+                method: "POST",
+                path: "/p",
+                raw_query: None,
+                header: &host_only,
+                body: BODY,
+            },
+            Clock {
+                now_unix: now,
+                allowed_skew_secs: 900,
+            },
         )
     }
 
