@@ -573,6 +573,14 @@ interval = "10s"
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/realstat.toml");
+        let s = Settings::resolve(&serve_args(&["--config", path])).expect("valid example");
+        assert_eq!(s.limits.max_header_bytes, 16384);
+        assert_eq!(s.snapshot.dir, PathBuf::from("/var/lib/realstat"));
+    }
+
+    #[test]
     fn bad_settings_are_refused_with_their_name() {
         let err = |argv: &[&str]| {
             Settings::resolve(&serve_args(argv))
