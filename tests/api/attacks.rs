@@ -15,21 +15,8 @@ async fn ready_app() -> (TestApp, MockKafka) {
 
 /// A correctly signed POST whose body is arbitrary bytes.
 fn signed_raw(host: &str, body: &[u8], extra_headers: &str) -> Vec<u8> {
-    let len = body.len().to_string();
-    let auth = realstat::auth::c2::sign(
-        AK,
-        SK.as_bytes(),
-        &now_timestamp(),
-        "POST",
-        PATH,
-        None,
-        &[
-            ("content-length", len.as_bytes()),
-            ("content-type", b"application/json;charset=UTF-8"),
-            ("host", host.as_bytes()),
-        ],
-        body,
-    );
+    let len = body.len();
+    let auth = authorization(AK, SK, host, body, &now_timestamp());
     let mut req = format!(
         "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {auth}\r\nContent-Length: {len}\r\n{extra_headers}Connection: close\r\n\r\n"
     )

@@ -161,7 +161,14 @@ pub fn now_timestamp() -> String {
 }
 
 /// The Authorization value for a POST to PATH with the headers real clients sign.
-pub fn authorization(ak: &str, sk: &str, host: &str, body: &str, timestamp: &str) -> String {
+pub fn authorization(
+    ak: &str,
+    sk: &str,
+    host: &str,
+    body: impl AsRef<[u8]>,
+    timestamp: &str,
+) -> String {
+    let body = body.as_ref();
     let len = body.len().to_string();
     c2::sign(
         ak,
@@ -175,7 +182,7 @@ pub fn authorization(ak: &str, sk: &str, host: &str, body: &str, timestamp: &str
             ("content-type", b"application/json;charset=UTF-8"),
             ("host", host.as_bytes()),
         ],
-        body.as_bytes(),
+        body,
     )
 }
 
