@@ -23,7 +23,7 @@ use realstat::auth::c2::HeaderLookup;
 use realstat::auth::{authenticate, Clock, KeySet, Keys, SignedParts};
 use realstat::events::{Decoder, Event};
 use realstat::fold::Store;
-use realstat::ingest::Positions;
+use realstat::progress::Positions;
 use realstat::snapshot::codec;
 
 use support::*;
@@ -137,7 +137,7 @@ fn request(c: &mut Criterion) {
 
     let store = synthetic_store(10_000, 10);
     let task = parse_body(body.as_bytes(), 1).expect("valid body");
-    let today = store.calendar().today();
+    let today = store.calendar().day_of(now_ms());
     let stats = store.stats(&task, today);
 
     let mut g = c.benchmark_group("request");
@@ -153,7 +153,7 @@ fn request(c: &mut Criterion) {
         })
     });
     g.bench_function("store_stats (10k tasks)", |b| {
-        b.iter(|| store.stats(black_box(&task), store.calendar().today()))
+        b.iter(|| store.stats(black_box(&task), store.calendar().day_of(now_ms())))
     });
     g.bench_function("response_to_vec", |b| {
         b.iter(|| serde_json::to_vec(&Realstatistic::from(black_box(stats))).expect("serializes"))
@@ -167,7 +167,7 @@ fn request(c: &mut Criterion) {
             check_content_type(Some(CONTENT_TYPE.as_bytes())).expect("valid");
             let task = parse_body(body.as_bytes(), 1).expect("valid");
             assert!(key.may_read(task.cc_id, task.vdn));
-            let stats = store.stats(&task, store.calendar().today());
+            let stats = store.stats(&task, store.calendar().day_of(now_ms()));
             Realstatistic::from(stats).into_response()
         })
     });

@@ -19,10 +19,10 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+use realstat::shutdown::Shutdown;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,8 +36,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use realstat::config::Settings;
-use realstat::embedded::EmbeddedKafka;
-use realstat::simulate::SimulateOptions;
+use realstat::dev::embedded::EmbeddedKafka;
+use realstat::dev::simulate::SimulateOptions;
 use realstat::snapshot::SnapshotDir;
 use realstat::startup::Application;
 
@@ -474,7 +474,7 @@ fn bench_settings(brokers: &str, topic: &str, dir: &tempfile::TempDir) -> Settin
     let mut s = Settings {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
-        timezone: TIMEZONE.into(),
+        timezone: realstat::fold::Calendar::named(TIMEZONE).expect("known zone"),
         ..Settings::default()
     };
     s.kafka.brokers = Some(brokers.to_owned());
@@ -491,7 +491,7 @@ struct Running {
     api: SocketAddr,
     app_store: Arc<realstat::fold::Store>,
     metrics: Arc<realstat::metrics::Metrics>,
-    shutdown: tokio::sync::broadcast::Sender<()>,
+    shutdown: realstat::shutdown::Shutdown,
     run: tokio::task::JoinHandle<()>,
 }
 
@@ -537,7 +537,7 @@ async fn start_app_at(settings: Settings, started: Instant) -> (Running, Duratio
 
 impl Running {
     async fn stop(self) {
-        let _ = self.shutdown.send(());
+        self.shutdown.trigger();
         let _ = self.run.await;
     }
 }
@@ -552,7 +552,7 @@ fn fold(o: &Opts) {
     system().block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut settings = bench_settings(&brokers, &topic, &dir);
-        settings.kafka.properties = o.props();
+        settings.kafka.properties = o.props().into_iter().collect();
         let started = Instant::now();
         let (app, ready) = start_app_at(settings, started).await;
         // A broker may report end offsets short of the real end (tansu 0.6 reports the base
@@ -825,8 +825,8 @@ fn background_traffic(
     topic: &str,
     tasks: usize,
     events_per_s: f64,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
+) -> (Shutdown, std::thread::JoinHandle<()>) {
+    let stop = Shutdown::new();
     let opts = SimulateOptions {
         cc_id: CC_ID,
         vdn: VDN,
@@ -840,7 +840,7 @@ fn background_traffic(
     };
     let (brokers, topic, flag) = (brokers.to_owned(), topic.to_owned(), stop.clone());
     let thread = std::thread::spawn(move || {
-        realstat::simulate::produce(&brokers, &topic, &[], opts, &flag)
+        realstat::dev::simulate::produce(&brokers, &topic, &[], opts, &flag)
             .expect("background traffic");
     });
     (stop, thread)
@@ -967,7 +967,7 @@ fn query(o: &Opts) {
         }
         report("query_peak_rss_bytes", proc_status_bytes("VmHWM") as f64);
 
-        stop.store(true, Ordering::Relaxed);
+        stop.trigger();
         let _ = tokio::task::spawn_blocking(move || producer.join()).await;
         bare.stop(true).await;
         app.stop().await;
@@ -1012,7 +1012,7 @@ fn freshness(o: &Opts) {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = bench_settings(&brokers, &topic, &dir);
-    settings.kafka.properties = o.props();
+    settings.kafka.properties = o.props().into_iter().collect();
     let probe_producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "0")
@@ -1044,7 +1044,7 @@ fn freshness(o: &Opts) {
                     tpl.add_partition_offset(&topic, p, Offset::End).expect("partition");
                 }
                 consumer.assign(&tpl).expect("assign");
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.is_triggered() {
                     if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                         let at = Instant::now();
                         let Some(payload) = m.payload() else { continue };
@@ -1120,7 +1120,7 @@ fn freshness(o: &Opts) {
         .await
         .expect("probe thread");
         let (mut delays, timeouts, sent_at) = delays;
-        stop.store(true, Ordering::Relaxed);
+        stop.trigger();
         let _ = tokio::task::spawn_blocking(move || (producer.join(), baseline.join())).await;
         let mut base: Vec<u32> = {
             let seen = seen.lock().expect("lock");

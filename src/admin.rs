@@ -8,8 +8,8 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpResponse};
 
 use crate::fold::Store;
-use crate::ingest::Readiness;
 use crate::metrics::Metrics;
+use crate::progress::Readiness;
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -66,7 +66,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         .snapshot_last_ms
         .load(std::sync::atomic::Ordering::Relaxed);
     if last > 0 {
-        let age_ms = crate::fold::calendar::now_ms().saturating_sub(last).max(0);
+        let age_ms = crate::clock::now_ms().saturating_sub(last).max(0);
         m.snapshot_age.set(age_ms as f64 / 1000.0);
     }
     HttpResponse::Ok()

@@ -1,25 +1,30 @@
 //! realstat: the CC-CMS `realstatistic` interface, computed event-sourced from iSales call events.
 //!
-//! Layers, from the inside out:
+//! Layers, from the inside out (map and data paths: `docs/design.md`):
 //! - [`events`] and [`fold`]: the domain core. Event schema and validation, the per-task fold and
-//!   the numbers it serves. Knows nothing of HTTP or Kafka.
-//! - [`auth`]: the C2 AK/SK request signature and the keys file.
-//! - [`ingest`]: the Kafka consumer that feeds the fold.
-//! - [`api`] and [`admin`]: the HTTP listeners.
-//! - [`startup`], [`config`], [`cli`]: wiring.
+//!   the numbers it serves. Knows nothing of HTTP, Kafka or the wall clock.
+//! - [`auth`]: the C2 AK/SK request signature, the keys file and the lockout.
+//! - [`ingest`]: the Kafka consumer that feeds the fold; [`progress`] is what it tells the rest.
+//! - [`snapshot`]: the store and its log positions on disk.
+//! - [`api`] and [`admin`]: the HTTP handlers; [`server`] runs them on their listeners.
+//! - [`startup`], [`config`], [`shutdown`], [`cli`]: wiring.
+//! - [`dev`] (feature `dev`): the embedded demo, the simulator and the query client.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;
-pub mod client;
+pub mod clock;
 pub mod config;
-pub mod embedded;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod events;
 pub mod fold;
 pub mod ingest;
 pub mod metrics;
-pub mod simulate;
+pub mod progress;
+pub mod server;
+pub mod shutdown;
 pub mod snapshot;
 pub mod startup;
 pub mod telemetry;

@@ -41,10 +41,54 @@ pub struct Metrics {
     pub snapshot_last_ms: std::sync::atomic::AtomicI64,
 }
 
-/// The label values of `events_rejected` beyond the decoder's reasons: events that are valid JSON
-/// but that the fold refuses.
-pub const REJECT_FROM_THE_FUTURE: &str = "ts_in_future";
-pub const REJECT_TOO_OLD: &str = "too_old";
+/// What went wrong in the Kafka client, the `kind` of `realstat_consumer_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerError {
+    Metadata,
+    Assign,
+    Watermarks,
+    Poll,
+}
+
+impl ConsumerError {
+    const ALL: [ConsumerError; 4] = [
+        ConsumerError::Metadata,
+        ConsumerError::Assign,
+        ConsumerError::Watermarks,
+        ConsumerError::Poll,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ConsumerError::Metadata => "metadata",
+            ConsumerError::Assign => "assign",
+            ConsumerError::Watermarks => "watermarks",
+            ConsumerError::Poll => "poll",
+        }
+    }
+}
+
+/// Why a request was refused before it was answered, the `category` of
+/// `realstat_auth_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// The signature check failed (missing, malformed, expired, unknown key, mismatch).
+    Signature(crate::auth::AuthError),
+    /// The client's address is locked out.
+    Locked,
+    /// A valid key without the right to read the requested VDN or call center.
+    Forbidden,
+}
+
+impl AuthRefusal {
+    fn label(self) -> &'static str {
+        match self {
+            AuthRefusal::Signature(e) => e.category(),
+            AuthRefusal::Locked => "locked",
+            AuthRefusal::Forbidden => "forbidden",
+        }
+    }
+}
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
@@ -238,13 +282,62 @@ impl Metrics {
         for r in Rejection::ALL {
             m.events_rejected.with_label_values(&[r.label()]);
         }
-        for reason in [REJECT_FROM_THE_FUTURE, REJECT_TOO_OLD] {
-            m.events_rejected.with_label_values(&[reason]);
+        for kind in ConsumerError::ALL {
+            m.consumer_errors.with_label_values(&[kind.label()]);
         }
         for effect in ["changed", "unchanged"] {
             m.events_applied.with_label_values(&[effect]);
         }
         m
+    }
+
+    pub fn consumer_error(&self, kind: ConsumerError) {
+        self.consumer_errors
+            .with_label_values(&[kind.label()])
+            .inc();
+    }
+
+    pub fn auth_refused(&self, why: AuthRefusal) {
+        self.auth_failures.with_label_values(&[why.label()]).inc();
+    }
+
+    /// One answered realstatistic request.
+    pub fn request_answered(&self, status: u16, code: &'static str, seconds: f64) {
+        self.requests
+            .with_label_values(&[status_label(status), code])
+            .inc();
+        self.request_duration
+            .with_label_values(&[code])
+            .observe(seconds);
+    }
+
+    /// The replica's position in one partition, the partition's end, and so its lag. The one
+    /// place lag is computed: messages below the log start (`low`) are gone, not behind.
+    pub fn partition_progress(&self, partition: i32, next: Option<i64>, low: i64, end: i64) {
+        let label = partition.to_string();
+        let next = next.unwrap_or(low).max(low);
+        self.partition_next_offset
+            .with_label_values(&[&label])
+            .set(next);
+        self.partition_end_offset
+            .with_label_values(&[&label])
+            .set(end);
+        self.partition_lag
+            .with_label_values(&[&label])
+            .set((end - next).max(0));
+    }
+
+    pub fn snapshot_written(&self, bytes: usize, seconds: f64, at_ms: i64) {
+        self.snapshot_duration.observe(seconds);
+        self.snapshot_size
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.snapshot_taken_at(at_ms);
+    }
+
+    /// A snapshot written or restored at `at_ms` (ms since the epoch): the age starts there.
+    pub fn snapshot_taken_at(&self, at_ms: i64) {
+        self.snapshot_last_ms
+            .store(at_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The text exposition format.
@@ -258,6 +351,23 @@ impl Metrics {
     }
 }
 
+/// The status label: a fixed string per known status, so the hot path does not allocate.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        401 => "401",
+        403 => "403",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        431 => "431",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}
+
 /// The ingest loop's counters, resolved once: looking a labelled series up costs a lock and a
 /// hash per call, too much for every event.
 pub struct IngestCounters {
@@ -266,18 +376,14 @@ pub struct IngestCounters {
     pub unchanged: IntCounter,
     /// Indexed like `Rejection::ALL`.
     rejected: Vec<IntCounter>,
-    pub too_old: IntCounter,
-    pub from_the_future: IntCounter,
     pub visible_delay: Histogram,
 }
 
 impl IngestCounters {
-    pub fn rejected(&self, reason: Rejection) -> &IntCounter {
-        let i = Rejection::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        &self.rejected[i]
+    pub fn rejected(&self, reason: Rejection) {
+        if let Some(c) = self.rejected.get(reason as usize) {
+            c.inc();
+        }
     }
 }
 
@@ -291,10 +397,6 @@ impl Metrics {
                 .iter()
                 .map(|r| self.events_rejected.with_label_values(&[r.label()]))
                 .collect(),
-            too_old: self.events_rejected.with_label_values(&[REJECT_TOO_OLD]),
-            from_the_future: self
-                .events_rejected
-                .with_label_values(&[REJECT_FROM_THE_FUTURE]),
             visible_delay: self.event_visible_delay.clone(),
         }
     }
@@ -319,5 +421,35 @@ mod tests {
         assert!(text.contains("realstat_build_info{"));
         // Two instances do not clash: each has its own registry.
         let _other = Metrics::new();
+    }
+
+    #[test]
+    fn rejection_counters_are_indexed_by_the_enum() {
+        let m = Metrics::new();
+        let c = m.ingest_counters();
+        for (i, r) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "Rejection::ALL is in declaration order");
+            c.rejected(*r);
+        }
+        let text = m.render();
+        for r in Rejection::ALL {
+            let line = format!(
+                "realstat_events_rejected_total{{reason=\"{}\"}} 1",
+                r.label()
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+    }
+
+    #[test]
+    fn lag_counts_neither_deleted_nor_read_messages() {
+        let m = Metrics::new();
+        m.partition_progress(0, Some(5), 10, 30); // stored offset below the log start
+        m.partition_progress(1, None, 0, 7); // nothing read yet
+        m.partition_progress(2, Some(9), 0, 7); // beyond a reported end
+        let text = m.render();
+        assert!(text.contains("realstat_partition_lag{partition=\"0\"} 20"));
+        assert!(text.contains("realstat_partition_lag{partition=\"1\"} 7"));
+        assert!(text.contains("realstat_partition_lag{partition=\"2\"} 0"));
     }
 }

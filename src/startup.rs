@@ -1,285 +1,168 @@
-//! Wiring: builds the store, the consumer and both HTTP listeners from [`Settings`], and runs
-//! them until a signal or a shutdown request, then stops them in order.
+//! Wiring: from [`Settings`] to a running replica, and back down in order.
 //!
-//! `Application::build` binds its sockets before returning, so a test can ask for port 0 and
-//! read the ports back; `run_until_stopped` drives the servers.
+//! [`Application::build`] composes the parts and binds both sockets before returning, so a test
+//! can ask for port 0 and read the ports back; [`Application::run_until_stopped`] serves until a
+//! signal or [`Shutdown::trigger`], then stops the parts in the order that loses nothing.
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
-use tokio::sync::broadcast;
+use actix_web::dev::Server;
 
-use crate::admin::{self, AdminState};
-use crate::api::{self, ApiState};
+use crate::admin::AdminState;
+use crate::api::ApiState;
 use crate::auth::{KeySet, Keys, Lockout, LockoutPolicy};
 use crate::config::Settings;
-use crate::embedded::EmbeddedKafka;
 use crate::fold::Store;
-use crate::ingest::{Ingest, IngestConfig, Positions, Readiness};
+use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
-use crate::simulate::{self, SimulateOptions};
-use crate::snapshot::{self, SnapshotDir, Snapshotter};
+use crate::progress::{Positions, Readiness};
+use crate::server::{self, ServerError};
+use crate::shutdown::Shutdown;
+use crate::snapshot::{self, SnapshotDir, SnapshotError, Snapshotter};
+
+#[cfg(feature = "dev")]
+use crate::dev::demo::Demo;
+/// This build has no demo (the `dev` feature is off): no value of this type can exist.
+#[cfg(not(feature = "dev"))]
+pub enum Demo {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot bind {what} on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: String,
-        source: std::io::Error,
+    #[error("keys file {path}: {source}")]
+    Keys {
+        path: PathBuf,
+        #[source]
+        source: crate::auth::KeysError,
     },
-    #[error("keys file {path}: {message}")]
-    Keys { path: String, message: String },
+    #[error("a keys file is required with Kafka brokers")]
+    NoKeysFile,
+    #[error("no Kafka brokers configured, and this build has no embedded demo (feature `dev`)")]
+    NoKafka,
+    #[cfg(feature = "dev")]
     #[error(transparent)]
-    Embedded(#[from] crate::embedded::EmbeddedError),
+    Demo(#[from] crate::dev::embedded::EmbeddedError),
     #[error(transparent)]
     Ingest(#[from] crate::ingest::IngestError),
-    #[error("server error: {0}")]
-    Server(#[source] std::io::Error),
     #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
+    Server(#[from] ServerError),
+    #[error("cannot start the snapshot thread: {0}")]
+    SnapshotThread(#[source] std::io::Error),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-}
-
-/// The access key of the embedded demo. Its secret is drawn at random on every start and printed.
-pub const DEMO_AK: &str = "demo-ak";
-/// Partitions of the embedded demo topic.
-const DEMO_PARTITIONS: i32 = 4;
-/// How long in-flight requests get to finish on shutdown.
-const SHUTDOWN_GRACE_SECS: u64 = 10;
-
-/// Started only without Kafka configured: the mock broker and the traffic simulator.
-struct Demo {
-    kafka: EmbeddedKafka,
-    simulator: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
-    secret: String,
-}
-
-impl Drop for Demo {
-    /// Stops the simulator before the embedded broker goes away (also when startup fails half
-    /// way), so it does not keep producing into a closed socket.
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.simulator.take() {
-            let _ = t.join();
-        }
-    }
+    Restore(SnapshotError),
+    #[error(
+        "the final snapshot was not written (the next start replays from the previous one): {0}"
+    )]
+    FinalSnapshot(#[source] SnapshotError),
 }
 
 pub struct Application {
-    settings: Settings,
     api_port: u16,
     admin_port: u16,
     api_server: Server,
     admin_server: Server,
-    ingest: Option<Ingest>,
+    ingest: Ingest,
     /// `None` in demo mode: the embedded broker starts empty every time, so offsets saved from
     /// a previous run would point into a log that no longer exists.
-    snapshots: Option<SnapshotDir>,
-    snapshotter: Option<Snapshotter>,
+    snapshots: Option<(SnapshotDir, Snapshotter)>,
     demo: Option<Demo>,
+    /// The keys file and how often to look at it.
+    keys_file: Option<(PathBuf, Duration)>,
+    topic: String,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     keys: Keys,
-    shutdown: broadcast::Sender<()>,
+    shutdown: Shutdown,
+}
+
+/// Where events come from and which keys sign requests: the configured Kafka and keys file, or
+/// the demo's embedded broker and key.
+struct Source {
+    brokers: String,
+    keys: KeySet,
+    demo: Option<Demo>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let shutdown = Shutdown::new();
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::default());
-        let store = Arc::new(Store::new(settings.calendar(), settings.fold));
-        let (shutdown, _) = broadcast::channel(4);
-
-        // Kafka: the configured brokers, or the embedded demo.
-        let mut demo = None;
-        let brokers = match &settings.kafka.brokers {
-            Some(b) => b.clone(),
-            None => {
-                let kafka = EmbeddedKafka::start()?;
-                kafka.create_topic(&settings.kafka.topic, DEMO_PARTITIONS)?;
-                let brokers = kafka.bootstrap_servers().to_owned();
-                demo = Some(Demo {
-                    kafka,
-                    simulator: None,
-                    stop: Arc::new(AtomicBool::new(false)),
-                    secret: random_secret(),
-                });
-                brokers
-            }
-        };
-
-        let keys = match (&settings.auth.keys_file, &demo) {
-            (Some(path), _) => {
-                let set = KeySet::load(path).map_err(|e| StartupError::Keys {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                Keys::new(set)
-            }
-            (None, Some(d)) => Keys::new(KeySet::single(DEMO_AK, d.secret.as_bytes())),
-            (None, None) => {
-                return Err(StartupError::Keys {
-                    path: "(none)".into(),
-                    message: "a keys file is required".into(),
-                })
-            }
-        };
+        let store = Arc::new(Store::new(settings.calendar(), settings.fold_policy()));
+        let source = open_source(&settings, &shutdown)?;
+        let topic = settings.kafka.topic.clone();
 
         // Restore before consuming: the newest valid snapshot gives the state and where to go on.
-        let snapshots = demo
+        let snapshot_dir = source
+            .demo
             .is_none()
             .then(|| SnapshotDir::new(&settings.snapshot.dir, settings.snapshot.keep));
-        let mut start = Positions::new();
-        if let Some(dir) = &snapshots {
-            match dir.restore(&store, &settings.kafka.topic)? {
-                Some(r) => {
-                    tracing::info!(
-                        path = %r.path.display(),
-                        bytes = r.bytes,
-                        ms = r.duration.as_millis() as u64,
-                        tasks = store.tasks_tracked(),
-                        calls = store.calls_tracked(),
-                        positions = ?r.header.positions,
-                        "restored snapshot; resuming from its offsets"
-                    );
-                    metrics
-                        .snapshot_last_ms
-                        .store(r.header.created_ms, Ordering::Relaxed);
-                    start = r.header.positions;
-                }
-                None => tracing::info!(
-                    dir = %dir.path().display(),
-                    "no usable snapshot; reading the log from the beginning"
-                ),
-            }
-        }
-
+        let start = match &snapshot_dir {
+            Some(dir) => restore(dir, &store, &topic, &metrics)?,
+            None => Positions::new(),
+        };
         let ingest = Ingest::start(
-            IngestConfig {
-                brokers: brokers.clone(),
-                topic: settings.kafka.topic.clone(),
-                properties: settings.kafka.properties.clone(),
-                metadata_refresh: settings.kafka.metadata_refresh,
-                default_cc_id: settings.default_cc_id,
-                dlq_topic: settings.kafka.dlq_topic.clone(),
-            },
+            ingest_config(&settings, source.brokers),
             store.clone(),
             metrics.clone(),
             readiness.clone(),
             start,
+            &shutdown,
         )?;
-
-        let snapshotter = match &snapshots {
-            Some(dir) => Some(
-                Snapshotter::start(
+        let snapshots = match snapshot_dir {
+            Some(dir) => {
+                let writer = Snapshotter::start(
                     dir.clone(),
                     settings.snapshot.interval,
                     store.clone(),
-                    settings.kafka.topic.clone(),
+                    topic.clone(),
                     metrics.clone(),
                     ingest.position_reader(),
+                    &shutdown,
                 )
-                .map_err(StartupError::Server)?,
-            ),
+                .map_err(StartupError::SnapshotThread)?;
+                Some((dir, writer))
+            }
             None => None,
         };
 
-        if let Some(d) = demo.as_mut() {
-            let stop = d.stop.clone();
-            let brokers = brokers.clone();
-            let topic = settings.kafka.topic.clone();
-            let opts = SimulateOptions {
-                cc_id: settings.default_cc_id,
-                ..SimulateOptions::default()
-            };
-            d.simulator = Some(std::thread::spawn(move || {
-                if let Err(e) = simulate::produce(&brokers, &topic, &[], opts, &stop) {
-                    tracing::error!(error = %e, "demo simulator stopped");
-                }
-            }));
-        }
-
-        let api_state = web::Data::new(ApiState {
-            store: store.clone(),
-            keys: keys.clone(),
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
-            default_cc_id: settings.default_cc_id,
-            allowed_skew_secs: settings.auth.allowed_skew.as_secs() as i64,
-            lockout: Arc::new(Lockout::new(LockoutPolicy {
-                threshold: settings.auth.lockout_threshold,
-                window: settings.auth.lockout_window,
-                duration: settings.auth.lockout_duration,
-                max_tracked: 100_000,
-            })),
-            trusted_proxies: settings.auth.trusted_proxies.clone().into(),
-            limits: settings.limits,
-        });
-        let admin_state = web::Data::new(AdminState {
+        let keys = Keys::new(source.keys);
+        let api_listener = server::bind("API listener", &settings.listen)?;
+        let admin_listener = server::bind("admin listener", &settings.admin_listen)?;
+        let (api_port, admin_port) = (
+            server::local_port(&api_listener),
+            server::local_port(&admin_listener),
+        );
+        let api_state = api_state(&settings, &store, &keys, &metrics, &readiness);
+        let api_server = server::api(
+            api_listener,
+            api_state,
+            settings.workers,
+            settings.tls.as_ref(),
+        )?;
+        let admin_state = AdminState {
             store: store.clone(),
             metrics: metrics.clone(),
             readiness: readiness.clone(),
-        });
-
-        let api_listener = bind("API listener", &settings.listen)?;
-        let admin_listener = bind("admin listener", &settings.admin_listen)?;
-        let api_port = local_port(&api_listener);
-        let admin_port = local_port(&admin_listener);
-
-        let mut api = HttpServer::new(move || {
-            App::new()
-                .app_data(api_state.clone())
-                .configure(api::configure)
-        })
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        .client_request_timeout(settings.limits.request_head_timeout)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(settings.limits.keep_alive)
-        .max_connections(settings.limits.max_connections);
-        if let Some(w) = settings.workers {
-            api = api.workers(w);
-        }
-        let api = match &settings.tls {
-            Some(tls) => {
-                let config = crate::tls::server_config(&tls.cert, &tls.key)?;
-                api.listen_rustls_0_23(api_listener, config)
-            }
-            None => api.listen(api_listener),
         };
-        let api_server = api.map_err(StartupError::Server)?.run();
-
-        let admin_server = HttpServer::new(move || {
-            App::new()
-                .app_data(admin_state.clone())
-                .configure(admin::configure)
-        })
-        .disable_signals()
-        .shutdown_timeout(2)
-        .workers(1)
-        .listen(admin_listener)
-        .map_err(StartupError::Server)?
-        .run();
+        let admin_server = server::admin(admin_listener, admin_state)?;
 
         Ok(Application {
-            settings,
             api_port,
             admin_port,
             api_server,
             admin_server,
-            ingest: Some(ingest),
+            ingest,
             snapshots,
-            snapshotter,
-            demo,
+            demo: source.demo,
+            keys_file: settings
+                .auth
+                .keys_file
+                .clone()
+                .map(|p| (p, settings.auth.keys_poll)),
+            topic,
             store,
             metrics,
             readiness,
@@ -312,107 +195,189 @@ impl Application {
         self.keys.clone()
     }
 
-    /// A handle that stops the application as a signal would (for tests and embedders).
-    pub fn shutdown_handle(&self) -> broadcast::Sender<()> {
+    /// Stops the application as a signal would (for tests and embedders).
+    pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()
     }
 
     /// The demo's access key and secret, when running embedded.
+    #[cfg(feature = "dev")]
     pub fn demo_credentials(&self) -> Option<(&'static str, &str)> {
-        self.demo.as_ref().map(|d| (DEMO_AK, d.secret.as_str()))
+        self.demo.as_ref().map(Demo::credentials)
     }
 
-    /// What an operator needs to query the embedded demo, printed at start.
+    /// What a person needs to query the embedded demo, printed at start.
+    #[cfg(feature = "dev")]
     pub fn demo_banner(&self) -> Option<String> {
         let d = self.demo.as_ref()?;
-        let opts = SimulateOptions::default();
-        let exe = "realstat";
-        Some(format!(
-            "\n  realstat demo: embedded Kafka at {brokers}, simulator producing to {topic:?}\n  \
-             API      http://127.0.0.1:{api}{path}\n  \
-             admin    http://127.0.0.1:{admin}/metrics  /health/ready\n  \
-             demo key AK={ak}  SK={sk}\n\n  \
-             Query a demo task (in another terminal, from the checkout):\n    \
-             cargo run --release -- query --url http://127.0.0.1:{api} --ak {ak} --sk {sk} --cc-id {cc} --vdn {vdn} --task-id {task}\n  \
-             or, with the binary: {exe} query ... (same flags)\n",
-            brokers = d.kafka.bootstrap_servers(),
-            topic = self.settings.kafka.topic,
-            api = self.api_port,
-            admin = self.admin_port,
-            path = api::PATH,
-            ak = DEMO_AK,
-            sk = d.secret,
-            cc = self.settings.default_cc_id,
-            vdn = opts.vdn,
-            task = opts.tasks.first().map(String::as_str).unwrap_or("1122104910"),
-        ))
+        Some(d.banner(self.api_port, self.admin_port))
     }
 
-    /// Serves until SIGTERM/SIGINT, a shutdown request, or a server failing; then stops taking
-    /// connections, lets in-flight requests finish, stops the consumer and the demo.
-    pub async fn run_until_stopped(mut self) -> Result<(), StartupError> {
-        let api_handle = self.api_server.handle();
-        let admin_handle = self.admin_server.handle();
+    /// Serves until SIGTERM/SIGINT, the shutdown signal, or a server failing. Then: stop taking
+    /// connections and let requests already received finish; stop the consumer; write the final
+    /// snapshot at its final positions; stop the demo. An error means the final snapshot failed.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let shutdown = self.shutdown.clone();
+        let reloader = self.keys_file.clone().map(|(path, poll)| {
+            crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone())
+        });
+        let (api_handle, admin_handle) = (self.api_server.handle(), self.admin_server.handle());
         let mut api_task = tokio::spawn(self.api_server);
         let mut admin_task = tokio::spawn(self.admin_server);
-        let mut shutdown = self.shutdown.subscribe();
-        let keys_reloader = self.settings.auth.keys_file.clone().map(|path| {
-            crate::auth::spawn_reloader(
-                self.keys.clone(),
-                path,
-                self.settings.auth.keys_poll,
-                self.shutdown.subscribe(),
-            )
-        });
 
         let reason = tokio::select! {
             r = terminate_signal() => r,
-            _ = shutdown.recv() => "shutdown requested",
+            _ = shutdown.wait() => "shutdown requested",
             _ = &mut api_task => "API server ended",
             _ = &mut admin_task => "admin server ended",
         };
         tracing::info!(reason, "stopping");
-        let _ = self.shutdown.send(());
-        stop_server(api_handle).await;
-        stop_server(admin_handle).await;
+        shutdown.trigger();
+        api_handle.stop(true).await;
+        admin_handle.stop(true).await;
         let _ = api_task.await;
         let _ = admin_task.await;
 
-        // Stop the consumer, then write the final snapshot at its final positions. Joining
-        // threads and writing files block: keep them off the async workers.
-        let snapshotter = self.snapshotter.take();
-        let ingest = self.ingest.take();
-        let snapshots = self.snapshots.take();
-        let store = self.store.clone();
-        let metrics = self.metrics.clone();
-        let topic = self.settings.kafka.topic.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(s) = snapshotter {
-                s.stop();
-            }
-            if let Some(ingest) = ingest {
-                let positions = ingest.stop();
-                tracing::info!(?positions, "consumer stopped");
-                if let Some(dir) = snapshots {
-                    snapshot::write_and_report(&dir, &store, &positions, &topic, &metrics);
-                }
-            }
+        // Joining threads and writing files block: keep them off the async workers.
+        let (ingest, snapshots, store, metrics, topic) = (
+            self.ingest,
+            self.snapshots,
+            self.store,
+            self.metrics,
+            self.topic,
+        );
+        let finished = tokio::task::spawn_blocking(move || {
+            let positions = ingest.stop();
+            tracing::info!(?positions, "consumer stopped");
+            let Some((dir, writer)) = snapshots else {
+                return Ok(());
+            };
+            writer.stop();
+            snapshot::write_and_report(&dir, &store, &positions, &topic, &metrics).map(drop)
         })
         .await;
-        if let Some(demo) = self.demo.take() {
+        if let Some(demo) = self.demo {
             // Dropping stops the simulator, then the broker; both block briefly.
             let _ = tokio::task::spawn_blocking(move || drop(demo)).await;
         }
-        if let Some(r) = keys_reloader {
+        if let Some(r) = reloader {
             let _ = r.await;
         }
-        tracing::info!("stopped");
-        Ok(())
+        match finished {
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "stopped without a final snapshot");
+                Err(StartupError::FinalSnapshot(e))
+            }
+            _ => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+        }
     }
 }
 
-async fn stop_server(handle: ServerHandle) {
-    handle.stop(true).await;
+fn open_source(settings: &Settings, shutdown: &Shutdown) -> Result<Source, StartupError> {
+    let keys = match &settings.auth.keys_file {
+        Some(path) => Some(KeySet::load(path).map_err(|source| StartupError::Keys {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    match (&settings.kafka.brokers, keys) {
+        (Some(brokers), Some(keys)) => Ok(Source {
+            brokers: brokers.clone(),
+            keys,
+            demo: None,
+        }),
+        // `Settings::validate` refuses brokers without a keys file.
+        (Some(_), None) => Err(StartupError::NoKeysFile),
+        (None, keys) => open_demo(settings, keys, shutdown),
+    }
+}
+
+#[cfg(feature = "dev")]
+fn open_demo(
+    settings: &Settings,
+    keys: Option<KeySet>,
+    shutdown: &Shutdown,
+) -> Result<Source, StartupError> {
+    let demo = Demo::start(&settings.kafka.topic, settings.default_cc_id, shutdown)?;
+    Ok(Source {
+        brokers: demo.brokers().to_owned(),
+        keys: keys.unwrap_or_else(|| demo.keys()),
+        demo: Some(demo),
+    })
+}
+
+#[cfg(not(feature = "dev"))]
+fn open_demo(_: &Settings, _: Option<KeySet>, _: &Shutdown) -> Result<Source, StartupError> {
+    Err(StartupError::NoKafka)
+}
+
+/// Loads the newest valid snapshot into `store`; the positions to resume from.
+fn restore(
+    dir: &SnapshotDir,
+    store: &Store,
+    topic: &str,
+    metrics: &Metrics,
+) -> Result<Positions, StartupError> {
+    match dir.restore(store, topic).map_err(StartupError::Restore)? {
+        Some(r) => {
+            tracing::info!(
+                path = %r.path.display(),
+                bytes = r.bytes,
+                ms = r.duration.as_millis() as u64,
+                tasks = store.tasks_tracked(),
+                calls = store.calls_tracked(),
+                positions = ?r.header.positions,
+                "restored snapshot; resuming from its offsets"
+            );
+            metrics.snapshot_taken_at(r.header.created_ms);
+            Ok(r.header.positions)
+        }
+        None => {
+            tracing::info!(dir = %dir.path().display(), "no usable snapshot; reading the log from the beginning");
+            Ok(Positions::new())
+        }
+    }
+}
+
+fn ingest_config(settings: &Settings, brokers: String) -> IngestConfig {
+    IngestConfig {
+        brokers,
+        topic: settings.kafka.topic.clone(),
+        properties: settings.kafka_properties(),
+        metadata_refresh: settings.kafka.metadata_refresh,
+        default_cc_id: settings.default_cc_id,
+        dlq_topic: settings.kafka.dlq_topic.clone(),
+    }
+}
+
+fn api_state(
+    settings: &Settings,
+    store: &Arc<Store>,
+    keys: &Keys,
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<Readiness>,
+) -> ApiState {
+    let auth = &settings.auth;
+    ApiState {
+        store: store.clone(),
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        default_cc_id: settings.default_cc_id,
+        allowed_skew_secs: i64::try_from(auth.allowed_skew.as_secs()).unwrap_or(i64::MAX),
+        lockout: Arc::new(Lockout::new(LockoutPolicy {
+            threshold: auth.lockout_threshold,
+            window: auth.lockout_window,
+            duration: auth.lockout_duration,
+            max_tracked: 100_000,
+        })),
+        trusted_proxies: auth.trusted_proxies.clone().into(),
+        limits: settings.http_limits(),
+    }
 }
 
 async fn terminate_signal() -> &'static str {
@@ -435,26 +400,4 @@ async fn terminate_signal() -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
     }
-}
-
-fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(addr).map_err(|source| StartupError::Bind {
-        what,
-        addr: addr.to_owned(),
-        source,
-    })
-}
-
-fn local_port(listener: &TcpListener) -> u16 {
-    listener.local_addr().map(|a| a.port()).unwrap_or(0)
-}
-
-/// 32 random alphanumeric characters from the OS generator.
-fn random_secret() -> String {
-    use rand::{Rng, SeedableRng};
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    (0..32)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
 }

@@ -155,7 +155,7 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
     let header = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(header.starts_with("auth-v2/demo-ak/"), "{header}");
     let body = r#"{"vdn":92,"taskId":"1122104910"}"#;
-    let r = realstat::client::request(
+    let r = realstat::dev::client::request(
         &api,
         "POST",
         realstat::api::PATH,

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use realstat::auth::c2;
+use realstat::dev::simulate::{SimEvent, SimulateOptions, Simulator};
 use realstat::events::ids::TaskKey;
 use realstat::events::{CallKey, CallState, Event, EventKind};
 use realstat::fold::{Calendar, FoldPolicy, Store};
-use realstat::simulate::{SimEvent, SimulateOptions, Simulator};
 
 pub const CC_ID: u16 = 89;
 pub const VDN: u16 = 92;
@@ -197,7 +197,7 @@ pub fn synthetic_store(tasks: usize, calls_per_task: usize) -> Store {
 }
 
 pub fn now_ms() -> i64 {
-    realstat::fold::calendar::now_ms()
+    realstat::clock::now_ms()
 }
 
 /// The realstatistic body for task `i`, as the vendor's clients send it.

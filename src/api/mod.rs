@@ -12,7 +12,7 @@ pub mod response;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,8 +20,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::auth::c2::HeaderLookup;
 use crate::auth::{self, AuthError, Clock, Keys, Lockout, SignedParts};
 use crate::fold::Store;
-use crate::ingest::Readiness;
-use crate::metrics::Metrics;
+use crate::metrics::{AuthRefusal, Metrics};
+use crate::progress::Readiness;
 use response::{ApiError, Realstatistic};
 
 pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic";
@@ -40,7 +40,34 @@ pub struct ApiState {
     pub lockout: Arc<Lockout>,
     /// Peers whose `X-Forwarded-For` is believed (the NSLB).
     pub trusted_proxies: Arc<[IpAddr]>,
-    pub limits: crate::config::Limits,
+    pub limits: Limits,
+}
+
+/// Protections of the API listener against oversized and slow clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Sum of the request's header names and values; larger: 431.
+    pub max_header_bytes: usize,
+    /// Time allowed to receive a request's head (slow-header clients are cut off).
+    pub request_head_timeout: Duration,
+    /// Time allowed to receive the body once the head is in (slow-body clients: 408).
+    pub body_timeout: Duration,
+    /// Idle time before a keep-alive connection is closed.
+    pub keep_alive: Duration,
+    /// Concurrent connections per worker thread.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            request_head_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(75),
+            max_connections: 25_000,
+        }
+    }
 }
 
 /// Mounts the endpoint. Any method reaches the handler, which answers 405 itself so the error
@@ -84,14 +111,7 @@ async fn respond(
     };
     state
         .metrics
-        .requests
-        .with_label_values(&[status_label(status), code])
-        .inc();
-    state
-        .metrics
-        .request_duration
-        .with_label_values(&[code])
-        .observe(started.elapsed().as_secs_f64());
+        .request_answered(status, code, started.elapsed().as_secs_f64());
     match outcome {
         Ok(body) => body.into_response(),
         Err(e) => {
@@ -131,11 +151,7 @@ async fn handle(
         &state.trusted_proxies,
     );
     if client.is_some_and(|ip| state.lockout.is_locked(ip)) {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&["locked"])
-            .inc();
+        state.metrics.auth_refused(AuthRefusal::Locked);
         return Err(ApiError::locked());
     }
     // A declared length over the limit is refused without reading a byte.
@@ -160,11 +176,7 @@ async fn handle(
     };
 
     let key = authenticate(req, &body, state).map_err(|e| {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&[e.category()])
-            .inc();
+        state.metrics.auth_refused(AuthRefusal::Signature(e));
         if let Some(ip) = client {
             if state.lockout.record_failure(ip) {
                 tracing::warn!(client = %ip, "address locked after repeated authentication failures");
@@ -181,17 +193,15 @@ async fn handle(
     let task = request::parse_body(&body, state.default_cc_id).map_err(ApiError::invalid)?;
 
     if !key.may_read(task.cc_id, task.vdn) {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&["forbidden"])
-            .inc();
+        state.metrics.auth_refused(AuthRefusal::Forbidden);
         return Err(ApiError::forbidden());
     }
     if !state.readiness.is_ready() {
         return Err(ApiError::not_ready());
     }
-    let stats = state.store.stats(&task, state.store.calendar().today());
+    let stats = state
+        .store
+        .stats(&task, state.store.calendar().day_of(crate::clock::now_ms()));
     Ok(Realstatistic::from(stats))
 }
 
@@ -227,23 +237,8 @@ fn authenticate(
             body,
         },
         Clock {
-            now_unix: crate::fold::calendar::now_ms() / 1000,
+            now_unix: crate::clock::now_unix(),
             allowed_skew_secs: state.allowed_skew_secs,
         },
     )
-}
-
-fn status_label(status: u16) -> &'static str {
-    match status {
-        200 => "200",
-        401 => "401",
-        403 => "403",
-        405 => "405",
-        408 => "408",
-        413 => "413",
-        431 => "431",
-        500 => "500",
-        503 => "503",
-        _ => "other",
-    }
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::shutdown::Shutdown;
+
 use serde::Deserialize;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -475,8 +477,7 @@ fn reload_and_log(keys: &Keys, path: &Path, why: &'static str) {
     }
 }
 
-/// Re-reads the keys file when it changes (checked every `poll`) or on SIGHUP, until `shutdown`
-/// fires (or its sender is dropped). A bad file is logged and the old keys stay in force.
+/// Re-reads the keys file when it changes (checked every `poll`) or on SIGHUP, until `shutdown`. A bad file is logged and the old keys stay in force.
 ///
 /// Polling rather than inotify: it needs no extra dependency, works on every filesystem
 /// (including network mounts and Kubernetes secret volumes), and a stat every few seconds is
@@ -485,7 +486,7 @@ pub fn spawn_reloader(
     keys: Keys,
     path: PathBuf,
     poll: Duration,
-    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+    shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     // Taken now, not when the task first runs: the caller loaded the file just before, and a
     // change made before the task is scheduled must still count as a change.
@@ -496,7 +497,7 @@ pub fn spawn_reloader(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.recv() => break,
+                _ = shutdown.wait() => break,
                 _ = hangup.recv() => {
                     last = fingerprint(&path);
                     reload_and_log(&keys, &path, "SIGHUP");
@@ -839,8 +840,13 @@ mod tests {
         let path = dir.path().join("keys.toml");
         write(&path, "[[key]]\nak = \"first\"\nsk = \"one\"\nvdns = [1]\n");
         let keys = Keys::new(KeySet::load(&path).expect("valid"));
-        let (tx, rx) = tokio::sync::broadcast::channel(1);
-        let task = spawn_reloader(keys.clone(), path.clone(), Duration::from_millis(20), rx);
+        let shutdown = Shutdown::new();
+        let task = spawn_reloader(
+            keys.clone(),
+            path.clone(),
+            Duration::from_millis(20),
+            shutdown.clone(),
+        );
 
         // Different lengths each time, so the change shows even where mtime is coarse.
         write(
@@ -869,7 +875,7 @@ mod tests {
             "recreated file picked up"
         );
 
-        tx.send(()).expect("reloader listening");
+        shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("reloader stops on shutdown")

@@ -100,7 +100,8 @@ pub enum EventKind {
     },
 }
 
-/// Why an event was rejected. The label is a Prometheus label value, so the set is closed.
+/// Why an event was rejected: by the decoder (a rule of the schema broken) or by the fold (a
+/// valid event it will not apply). The label is a Prometheus label value, so the set is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Rejection {
     #[error("event larger than 64 KiB")]
@@ -129,10 +130,15 @@ pub enum Rejection {
     BadFailCode,
     #[error("plannedCount missing or not an integer >= 0")]
     BadPlannedCount,
+    // Valid events that the fold refuses (see `fold::Applied`).
+    #[error("the call's day is older than the retention window")]
+    TooOld,
+    #[error("ts too far ahead of the wall clock")]
+    TsInFuture,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 13] = [
+    pub const ALL: [Rejection; 15] = [
         Rejection::TooLarge,
         Rejection::NotJson,
         Rejection::BadVersion,
@@ -146,6 +152,8 @@ impl Rejection {
         Rejection::BadState,
         Rejection::BadFailCode,
         Rejection::BadPlannedCount,
+        Rejection::TooOld,
+        Rejection::TsInFuture,
     ];
 
     pub fn label(self) -> &'static str {
@@ -163,6 +171,8 @@ impl Rejection {
             Rejection::BadState => "bad_state",
             Rejection::BadFailCode => "bad_fail_code",
             Rejection::BadPlannedCount => "bad_planned_count",
+            Rejection::TooOld => "too_old",
+            Rejection::TsInFuture => "ts_in_future",
         }
     }
 }

@@ -66,11 +66,6 @@ impl Calendar {
         (ts_ms.saturating_add(offset_ms)).div_euclid(MS_PER_DAY) as Day
     }
 
-    /// Today in the configured zone, by the wall clock.
-    pub fn today(&self) -> Day {
-        self.day_of(now_ms())
-    }
-
     /// The local date of a day, for logs and tests: `2024-11-24`.
     pub fn date_text(day: Day) -> String {
         let date = jiff::civil::date(1970, 1, 1)
@@ -121,14 +116,6 @@ fn unpack(packed: i64, hour: i64) -> Option<i64> {
         return None;
     }
     Some(((packed & ((1 << OFFSET_BITS) - 1)) - OFFSET_BIAS) * 1000)
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

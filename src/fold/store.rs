@@ -59,6 +59,18 @@ pub enum Applied {
     FromTheFuture,
 }
 
+impl Applied {
+    /// Why the event was not applied, for the events that were refused.
+    pub fn rejection(self) -> Option<crate::events::Rejection> {
+        use crate::events::Rejection;
+        match self {
+            Applied::Changed | Applied::Unchanged => None,
+            Applied::TooOld => Some(Rejection::TooOld),
+            Applied::FromTheFuture => Some(Rejection::TsInFuture),
+        }
+    }
+}
+
 /// One tracked call. Small and `Copy`: this is the per-call memory cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call {

@@ -6,8 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
+use crate::events::Rejection;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
@@ -33,40 +32,26 @@ pub struct Origin<'a> {
 }
 
 impl DeadLetters {
-    /// `topic`: the dead-letter topic, if any. `base` is the consumer's connection config
-    /// (brokers and security properties), reused for the producer.
-    pub fn new(topic: Option<&str>, base: &ClientConfig) -> Result<Self, KafkaError> {
-        let producer = match topic {
-            Some(t) => {
-                let mut cfg = base.clone();
-                for k in [
-                    "group.id",
-                    "enable.auto.commit",
-                    "enable.auto.offset.store",
-                    "enable.partition.eof",
-                    "auto.offset.reset",
-                    "fetch.max.bytes",
-                    "max.partition.fetch.bytes",
-                    "queued.min.messages",
-                ] {
-                    cfg.remove(k);
-                }
-                cfg.set("client.id", "realstat-dlq");
-                Some((cfg.create()?, t.to_owned()))
-            }
-            None => None,
-        };
-        Ok(DeadLetters {
-            producer,
+    /// Rejections are counted and logged only.
+    pub fn log_only() -> Self {
+        DeadLetters {
+            producer: None,
             unlogged: 0,
             last_log: None,
-        })
+        }
     }
 
-    /// Handles one rejected message. Returns false when the copy could not be queued.
+    /// Rejections are also copied to `topic` by `producer` (see `kafka::Role::DeadLetters`).
+    pub fn to_topic(producer: ThreadedProducer<DefaultProducerContext>, topic: &str) -> Self {
+        DeadLetters {
+            producer: Some((producer, topic.to_owned())),
+            ..Self::log_only()
+        }
+    }
+
     pub fn reject(
         &mut self,
-        reason: &str,
+        reason: Rejection,
         payload: &[u8],
         key: Option<&[u8]>,
         origin: Origin<'_>,
@@ -75,7 +60,7 @@ impl DeadLetters {
         if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
             // One line per interval, whatever the rate: a flood of bad events must not flood logs.
             tracing::warn!(
-                reason,
+                reason = reason.label(),
                 partition = origin.partition,
                 offset = origin.offset,
                 rejected_since_last_line = self.unlogged,
@@ -92,7 +77,7 @@ impl DeadLetters {
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: HEADER_REASON,
-                value: Some(reason),
+                value: Some(reason.label()),
             })
             .insert(Header {
                 key: HEADER_TOPIC,

@@ -5,119 +5,57 @@
 //! ingestion (measured: most of a catch-up spent there with many partitions). Here it costs the
 //! consumer nothing, and a broker outage shows up as errors and growing lag, not as a stall.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 
-use super::Positions;
-use crate::metrics::Metrics;
+use super::{kafka, lock, publish_progress, Ends};
+use crate::metrics::{ConsumerError, Metrics};
+use crate::progress::Positions;
+use crate::shutdown::Shutdown;
 
 const EVERY: Duration = Duration::from_secs(5);
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-pub type Ends = Arc<Mutex<BTreeMap<i32, i64>>>;
-
-pub struct EndOffsets {
-    thread: Option<JoinHandle<()>>,
+pub(super) struct Reader {
+    pub consumer: BaseConsumer,
+    pub topic: String,
+    pub metrics: Arc<Metrics>,
+    pub positions: Arc<Mutex<Positions>>,
+    pub ends: Ends,
 }
 
-impl EndOffsets {
-    pub fn start(
-        client: &ClientConfig,
-        topic: String,
-        metrics: Arc<Metrics>,
-        positions: Arc<Mutex<Positions>>,
-        ends: Ends,
-        stop: Arc<AtomicBool>,
-    ) -> Result<EndOffsets, KafkaError> {
-        let consumer: BaseConsumer = client.create()?;
-        let thread = std::thread::Builder::new()
-            .name("end-offsets".into())
-            .spawn(move || {
-                let mut last = Instant::now();
-                while !stop.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if last.elapsed() < EVERY {
-                        continue;
-                    }
-                    last = Instant::now();
-                    refresh(&consumer, &topic, &metrics, &positions, &ends);
-                }
-            })
-            .map_err(|e| KafkaError::ClientCreation(e.to_string()))?;
-        Ok(EndOffsets {
-            thread: Some(thread),
-        })
-    }
-
-    /// Waits for the thread (the caller has set the shared stop flag).
-    pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+impl Reader {
+    pub fn run(self, stop: &Shutdown) {
+        while !stop.sleep(EVERY) {
+            self.refresh();
         }
     }
-}
 
-fn refresh(
-    consumer: &BaseConsumer,
-    topic: &str,
-    metrics: &Metrics,
-    positions: &Mutex<Positions>,
-    ends: &Mutex<BTreeMap<i32, i64>>,
-) {
-    let partitions: Vec<i32> = match consumer.fetch_metadata(Some(topic), TIMEOUT) {
-        Ok(md) => md
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect(),
-        Err(e) => {
-            metrics
-                .consumer_errors
-                .with_label_values(&["watermarks"])
-                .inc();
-            tracing::warn!(error = %e, "cannot read end offsets");
-            return;
-        }
-    };
-    for p in partitions {
-        match consumer.fetch_watermarks(topic, p, TIMEOUT) {
-            Ok((low, high)) => {
-                if let Ok(mut e) = ends.lock() {
-                    e.insert(p, high);
-                }
-                let next = positions
-                    .lock()
-                    .ok()
-                    .and_then(|pos| pos.get(&p).copied())
-                    .unwrap_or(low)
-                    .max(low);
-                let label = p.to_string();
-                metrics
-                    .partition_end_offset
-                    .with_label_values(&[&label])
-                    .set(high);
-                metrics
-                    .partition_lag
-                    .with_label_values(&[&label])
-                    .set((high - next).max(0));
-            }
+    fn refresh(&self) {
+        let partitions = match kafka::partitions(&self.consumer, &self.topic, TIMEOUT) {
+            Ok(p) => p,
             Err(e) => {
-                metrics
-                    .consumer_errors
-                    .with_label_values(&["watermarks"])
-                    .inc();
-                tracing::warn!(partition = p, error = %e, "cannot read end offset");
-                // The broker is likely away: try again next round, not once per partition.
+                self.metrics.consumer_error(ConsumerError::Watermarks);
+                tracing::warn!(error = %e, "cannot read end offsets");
                 return;
             }
+        };
+        for p in partitions {
+            match self.consumer.fetch_watermarks(&self.topic, p, TIMEOUT) {
+                Ok(offsets) => {
+                    lock(&self.ends).insert(p, offsets);
+                }
+                Err(e) => {
+                    self.metrics.consumer_error(ConsumerError::Watermarks);
+                    tracing::warn!(partition = p, error = %e, "cannot read end offset");
+                    // The broker is likely away: try again next round, not once per partition.
+                    return;
+                }
+            }
         }
+        let positions = lock(&self.positions).clone();
+        publish_progress(&self.metrics, &positions, &self.ends);
     }
 }

@@ -16,7 +16,7 @@
 use crate::events::ids::TaskKey;
 use crate::events::{CallKey, CallState};
 use crate::fold::{Plan, RestoredCall, Store};
-use crate::ingest::Positions;
+use crate::progress::Positions;
 
 const MAGIC: &[u8; 8] = b"RSTSNAP\0";
 const VERSION: u16 = 1;

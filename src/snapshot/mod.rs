@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fold::calendar::now_ms;
+use crate::clock::now_ms;
 use crate::fold::Store;
-use crate::ingest::Positions;
 use crate::metrics::Metrics;
+use crate::progress::Positions;
+use crate::shutdown::Shutdown;
 
 pub use codec::{DecodeError, Header};
 
@@ -203,13 +204,13 @@ impl SnapshotDir {
 
 /// Writes snapshots every `interval` on a thread of its own until told to stop.
 pub struct Snapshotter {
-    stop: std::sync::mpsc::Sender<()>,
+    stop: Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Snapshotter {
     /// `positions` is called before each walk of the store (see the module docs for why that
-    /// order makes the pair consistent).
+    /// order makes the pair consistent). Runs until `shutdown` or [`Snapshotter::stop`].
     pub fn start(
         dir: SnapshotDir,
         interval: Duration,
@@ -217,16 +218,17 @@ impl Snapshotter {
         topic: String,
         metrics: Arc<Metrics>,
         positions: impl Fn() -> Positions + Send + 'static,
+        shutdown: &Shutdown,
     ) -> std::io::Result<Snapshotter> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let stop = shutdown.child();
+        let signal = stop.clone();
         let thread = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(interval)
-                {
+                while !signal.sleep(interval) {
                     let at = positions();
-                    write_and_report(&dir, &store, &at, &topic, &metrics);
+                    // A failed periodic write is logged and counted; the next one may succeed.
+                    let _ = write_and_report(&dir, &store, &at, &topic, &metrics);
                 }
             })?;
         Ok(Snapshotter {
@@ -237,29 +239,25 @@ impl Snapshotter {
 
     /// Stops the periodic writer (the final snapshot is the caller's, once ingestion stopped).
     pub fn stop(mut self) {
-        let _ = self.stop.send(());
+        self.stop.trigger();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// One write, with its log line and metrics. Failures are logged, not fatal: the replica keeps
-/// serving, and the previous snapshot stays valid.
+/// One write, with its log line and metrics. A failure is logged and counted; the previous
+/// snapshot stays valid, so the caller decides whether it matters (the final one does).
 pub fn write_and_report(
     dir: &SnapshotDir,
     store: &Store,
     positions: &Positions,
     topic: &str,
     metrics: &Metrics,
-) -> Option<Written> {
+) -> Result<Written, SnapshotError> {
     match dir.write(store, positions, topic) {
         Ok(w) => {
-            metrics.snapshot_duration.observe(w.duration.as_secs_f64());
-            metrics.snapshot_size.set(w.bytes as i64);
-            metrics
-                .snapshot_last_ms
-                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            metrics.snapshot_written(w.bytes, w.duration.as_secs_f64(), now_ms());
             tracing::info!(
                 path = %w.path.display(),
                 bytes = w.bytes,
@@ -268,12 +266,12 @@ pub fn write_and_report(
                 calls = store.calls_tracked(),
                 "snapshot written"
             );
-            Some(w)
+            Ok(w)
         }
         Err(e) => {
             metrics.snapshot_failures.inc();
             tracing::error!(error = %e, "snapshot failed");
-            None
+            Err(e)
         }
     }
 }

@@ -15,7 +15,7 @@ mod restart;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use realstat::simulate::{SimulateOptions, Simulator};
+use realstat::dev::simulate::{SimulateOptions, Simulator};
 use serde_json::Value;
 
 use oracle::Oracle;
@@ -78,7 +78,7 @@ fn produce_log(topic: &str, log: &[(String, Vec<u8>)], bad: &[Vec<u8>]) {
     for b in bad_iter {
         msgs.push((None, None, b.as_slice()));
     }
-    realstat::simulate::produce_raw(&brokers(), topic, &[], &msgs).expect("produced");
+    realstat::dev::simulate::produce_raw(&brokers(), topic, &[], &msgs).expect("produced");
 }
 
 fn tasks_to_check() -> Vec<(u16, u16, &'static str)> {

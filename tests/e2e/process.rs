@@ -113,7 +113,7 @@ impl Replica {
         loop {
             let admin = self.admin.clone();
             let r = tokio::task::spawn_blocking(move || {
-                realstat::client::request(
+                realstat::dev::client::request(
                     &admin,
                     "GET",
                     "/health/ready",

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use realstat::auth::c2;
-use realstat::client::{self, Response};
 use realstat::config::Settings;
-use realstat::embedded::EmbeddedKafka;
+use realstat::dev::client::{self, Response};
+use realstat::dev::embedded::EmbeddedKafka;
+use realstat::shutdown::Shutdown;
 use realstat::startup::Application;
-use tokio::sync::broadcast;
 
 pub const PATH: &str = realstat::api::PATH;
 /// Reads every VDN.
@@ -35,7 +35,7 @@ vdns = [92]
 pub struct TestApp {
     pub api: String,
     pub admin: String,
-    pub shutdown: broadcast::Sender<()>,
+    pub shutdown: Shutdown,
     pub store: std::sync::Arc<realstat::fold::Store>,
     pub run: tokio::task::JoinHandle<()>,
     pub dir: tempfile::TempDir,
@@ -71,7 +71,7 @@ impl MockKafka {
 pub fn produce(brokers: &str, topic: &str, messages: &[(Option<&str>, &[u8])]) {
     let msgs: Vec<(Option<&str>, Option<i32>, &[u8])> =
         messages.iter().map(|(k, v)| (*k, None, *v)).collect();
-    realstat::simulate::produce_raw(brokers, topic, &[], &msgs).expect("produced");
+    realstat::dev::simulate::produce_raw(brokers, topic, &[], &msgs).expect("produced");
 }
 
 /// Settings for a test instance: loopback, port 0, keys file in a temp dir.
@@ -118,7 +118,7 @@ pub async fn spawn_app(settings: Settings, dir: tempfile::TempDir) -> TestApp {
 
 impl TestApp {
     pub async fn stop(self) {
-        let _ = self.shutdown.send(());
+        self.shutdown.trigger();
         let _ = self.run.await;
     }
 
@@ -157,7 +157,7 @@ pub async fn get(addr: &str, path: &str) -> Response {
 }
 
 pub fn now_timestamp() -> String {
-    c2::format_timestamp(realstat::fold::calendar::now_ms() / 1000)
+    c2::format_timestamp(realstat::clock::now_ms() / 1000)
 }
 
 /// The Authorization value for a POST to PATH with the headers real clients sign.
@@ -247,5 +247,5 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 }
 
 pub fn now_ms() -> i64 {
-    realstat::fold::calendar::now_ms()
+    realstat::clock::now_ms()
 }

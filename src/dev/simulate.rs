@@ -10,9 +10,10 @@
 //! [`produce_raw`] writes given messages verbatim (tests put known or malformed events in a topic).
 
 use crate::events::CallState;
+use crate::shutdown::Shutdown;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -671,7 +672,7 @@ fn create_producer(
 fn send_retrying(
     producer: &BaseProducer<DeliveryCounter>,
     mut record: BaseRecord<'_, str, [u8]>,
-    stop: Option<&AtomicBool>,
+    stop: Option<&Shutdown>,
 ) -> Result<bool, SimulateError> {
     loop {
         match producer.send(record) {
@@ -679,7 +680,7 @@ fn send_retrying(
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 producer.poll(Duration::from_millis(50));
-                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                if stop.is_some_and(Shutdown::is_triggered) {
                     return Ok(false);
                 }
             }
@@ -702,7 +703,7 @@ pub fn produce(
     topic: &str,
     extra: &[(String, String)],
     opts: SimulateOptions,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Result<SimulateReport, SimulateError> {
     let producer = create_producer(brokers, extra, &[])?;
     let mut sim = Simulator::new(opts);
@@ -719,7 +720,7 @@ pub fn produce(
         "simulate: producing"
     );
 
-    'run: while !stop.load(Ordering::Relaxed) {
+    'run: while !stop.is_triggered() {
         sim.step(wall_clock_ms(), &mut batch);
         for ev in batch.drain(..) {
             let record = BaseRecord::to(topic)
@@ -1286,12 +1287,12 @@ mod tests {
         let topic = "sim";
         cluster.create_topic(topic, 3, 1).expect("topic");
         let brokers = cluster.bootstrap_servers();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stop = Shutdown::new();
         let stopper = {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(1500));
-                stop.store(true, Ordering::Relaxed);
+                stop.trigger();
             })
         };
         let opts = SimulateOptions {

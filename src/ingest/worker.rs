@@ -1,0 +1,318 @@
+//! The consumer loop: poll, decode, fold, note the next offset. One thread, one loop.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::dead_letter::{DeadLetters, Origin};
+use super::{kafka, Ends, IngestConfig};
+use crate::clock::now_ms;
+use crate::events::{Decoder, Rejection};
+use crate::fold::{Applied, Store};
+use crate::metrics::{ConsumerError, IngestCounters, Metrics};
+use crate::progress::{Positions, Readiness};
+use crate::shutdown::Shutdown;
+
+const POLL: Duration = Duration::from_millis(100);
+const MAX_BATCH: usize = 4096;
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) struct Worker {
+    pub consumer: BaseConsumer,
+    pub decoder: Decoder,
+    pub dead_letters: DeadLetters,
+    pub counters: IngestCounters,
+    pub config: IngestConfig,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub shutdown: Shutdown,
+    /// What the rest of the process reads: updated after every batch.
+    pub published: Arc<Mutex<Positions>>,
+    /// Next offset to apply per partition.
+    pub positions: Positions,
+    /// End offsets seen at start: caught up once every partition reaches its target.
+    pub targets: BTreeMap<i32, i64>,
+    /// Latest known (low, end) offsets, kept fresh by the end-offsets thread.
+    pub ends: Ends,
+}
+
+impl Worker {
+    pub fn run(mut self) -> Positions {
+        tracing::info!(topic = %self.config.topic, brokers = %self.config.brokers, "ingest starting");
+        let Some(mut partitions) = self.wait_for_topic() else {
+            return self.positions;
+        };
+        // End offsets first: they are the readiness targets, and they tell whether a stored
+        // position still lies inside the log before the consumer is sent there.
+        self.read_start_offsets(&partitions);
+        self.assign(&partitions, false);
+        self.check_caught_up();
+
+        let mut last_maintain = Instant::now();
+        let mut last_metadata = Instant::now();
+        while !self.shutdown.is_triggered() {
+            if self.poll_batch() > 0 {
+                self.publish();
+                self.check_caught_up();
+            } else if !self.readiness.is_ready() {
+                self.retry_readiness();
+            }
+            if last_maintain.elapsed() >= MAINTAIN_EVERY {
+                let m = self.store.maintain();
+                self.metrics.calls_expired.inc_by(m.calls_expired);
+                last_maintain = Instant::now();
+            }
+            if last_metadata.elapsed() >= self.config.metadata_refresh {
+                self.discover_partitions(&mut partitions);
+                last_metadata = Instant::now();
+            }
+        }
+        self.publish();
+        self.dead_letters.flush();
+        tracing::info!(positions = ?self.positions, "ingest stopped");
+        self.positions
+    }
+
+    /// Waits until the topic exists and has partitions (the broker may still be starting).
+    /// `None`: asked to stop first.
+    fn wait_for_topic(&self) -> Option<Vec<i32>> {
+        let topic = &self.config.topic;
+        loop {
+            match kafka::partitions(&self.consumer, topic, METADATA_TIMEOUT) {
+                Ok(p) if !p.is_empty() => return Some(p),
+                Ok(_) => tracing::info!(topic = %topic, "topic not there yet; waiting"),
+                Err(e) => {
+                    self.metrics.consumer_error(ConsumerError::Metadata);
+                    tracing::warn!(topic = %topic, error = %e, "cannot read topic metadata; retrying")
+                }
+            }
+            if self.shutdown.sleep(Duration::from_secs(1)) {
+                return None;
+            }
+        }
+    }
+
+    /// Idle but not caught up: the end may be a transaction marker, which is never delivered as
+    /// a message (librdkafka's position moves past it), or an end offset could not be read at
+    /// start: ask again.
+    fn retry_readiness(&mut self) {
+        self.adopt_consumer_positions();
+        let unknown: Vec<i32> = self
+            .targets
+            .iter()
+            .filter(|(_, &t)| t == i64::MAX)
+            .map(|(&p, _)| p)
+            .collect();
+        if !unknown.is_empty() {
+            self.read_start_offsets(&unknown);
+        }
+        self.check_caught_up();
+    }
+
+    fn discover_partitions(&mut self, known: &mut Vec<i32>) {
+        let Ok(now) = kafka::partitions(&self.consumer, &self.config.topic, METADATA_TIMEOUT)
+        else {
+            return;
+        };
+        let new: Vec<i32> = now.iter().copied().filter(|p| !known.contains(p)).collect();
+        if !new.is_empty() {
+            tracing::info!(?new, "new partitions; reading them from the beginning");
+            self.assign(&new, true);
+            *known = now;
+        }
+    }
+
+    fn offset_for(&self, partition: i32) -> Offset {
+        match self.positions.get(&partition) {
+            Some(&o) if o >= 0 => Offset::Offset(o),
+            _ => Offset::Beginning,
+        }
+    }
+
+    /// Assigns `partitions` at their positions: all of them at start, or `more` later.
+    fn assign(&mut self, partitions: &[i32], more: bool) {
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            if let Err(e) = tpl.add_partition_offset(&self.config.topic, p, self.offset_for(p)) {
+                tracing::error!(partition = p, error = %e, "cannot add partition to assignment");
+            }
+        }
+        let result = if more {
+            self.consumer.incremental_assign(&tpl)
+        } else {
+            self.consumer.assign(&tpl)
+        };
+        if let Err(e) = result {
+            self.metrics.consumer_error(ConsumerError::Assign);
+            tracing::error!(error = %e, "cannot assign partitions");
+        }
+    }
+
+    /// Reads every partition's offsets at start: the end offsets become the readiness targets,
+    /// and a stored position below the log's start (retention deleted it) moves to the earliest
+    /// offset here rather than being left to the broker's reset policy.
+    fn read_start_offsets(&mut self, partitions: &[i32]) {
+        for &p in partitions {
+            match self
+                .consumer
+                .fetch_watermarks(&self.config.topic, p, METADATA_TIMEOUT)
+            {
+                Ok((low, high)) => {
+                    super::lock(&self.ends).insert(p, (low, high));
+                    self.check_stored_position(p, low, high);
+                    // An empty partition, or one whose messages are all deleted, has nothing
+                    // to catch up with.
+                    self.targets.insert(p, if high <= low { 0 } else { high });
+                }
+                Err(e) => {
+                    self.metrics.consumer_error(ConsumerError::Watermarks);
+                    // Unknown end: wait for it rather than declaring readiness on a guess.
+                    self.targets.insert(p, i64::MAX);
+                    tracing::warn!(partition = p, error = %e, "cannot read end offset");
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn check_stored_position(&mut self, p: i32, low: i64, high: i64) {
+        let Some(&pos) = self.positions.get(&p) else {
+            return;
+        };
+        if pos < low {
+            tracing::warn!(
+                partition = p,
+                stored = pos,
+                earliest = low,
+                "stored offset no longer in the log; reading from the earliest"
+            );
+            self.positions.insert(p, low);
+        } else if pos > high {
+            // Either the topic was recreated, or the broker reports its end short (tansu 0.6
+            // leaves out the last batch). Keep the position: if the broker answers "out of
+            // range", librdkafka resets to the earliest offset (auto.offset.reset) and the log
+            // is read again, which the idempotent fold makes safe.
+            tracing::warn!(
+                partition = p,
+                stored = pos,
+                end = high,
+                "stored offset beyond the reported end of the log"
+            );
+        }
+    }
+
+    /// Polls up to `MAX_BATCH` messages (waiting only for the first) and folds them. The fold
+    /// duration is timed from the first message on: the wait for it is idleness, not work.
+    fn poll_batch(&mut self) -> usize {
+        let mut n = 0;
+        let mut timeout = POLL;
+        let mut started = None;
+        while n < MAX_BATCH {
+            let Some(result) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            started.get_or_insert_with(Instant::now);
+            match result {
+                Ok(msg) => {
+                    n += 1;
+                    let partition = msg.partition();
+                    let offset = msg.offset();
+                    let payload = msg.payload().unwrap_or_default();
+                    if let Err(reason) = self.fold(payload) {
+                        let origin = Origin {
+                            topic: &self.config.topic,
+                            partition,
+                            offset,
+                        };
+                        if !self.dead_letters.reject(reason, payload, msg.key(), origin) {
+                            self.metrics.dead_letter_failures.inc();
+                        }
+                    }
+                    self.positions.insert(partition, offset + 1);
+                }
+                Err(e) => {
+                    self.metrics.consumer_error(ConsumerError::Poll);
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+            }
+        }
+        if let (Some(t), true) = (started, n > 0) {
+            self.metrics
+                .fold_batch_duration
+                .observe(t.elapsed().as_secs_f64());
+        }
+        n
+    }
+
+    /// Decodes and folds one message, counting what happened to it.
+    fn fold(&self, payload: &[u8]) -> Result<(), Rejection> {
+        let c = &self.counters;
+        c.consumed.inc();
+        let event = self
+            .decoder
+            .decode(payload)
+            .inspect_err(|&r| c.rejected(r))?;
+        let now = now_ms();
+        let applied = self.store.apply(&event, now);
+        match applied {
+            Applied::Changed => {
+                c.changed.inc();
+                c.visible_delay
+                    .observe((now - event.ts).max(0) as f64 / 1000.0);
+            }
+            Applied::Unchanged => c.unchanged.inc(),
+            Applied::TooOld | Applied::FromTheFuture => {}
+        }
+        match applied.rejection() {
+            Some(r) => {
+                c.rejected(r);
+                Err(r)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn adopt_consumer_positions(&mut self) {
+        let Ok(tpl) = self.consumer.position() else {
+            return;
+        };
+        for e in tpl.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                let cur = self.positions.entry(e.partition()).or_insert(o);
+                *cur = (*cur).max(o);
+            }
+        }
+    }
+
+    fn check_caught_up(&self) {
+        if self.readiness.is_ready() {
+            return;
+        }
+        let caught_up = self.targets.iter().all(|(p, &target)| {
+            target <= 0 || self.positions.get(p).is_some_and(|&pos| pos >= target)
+        });
+        if caught_up && !self.targets.is_empty() {
+            tracing::info!(
+                tasks = self.store.tasks_tracked(),
+                calls = self.store.calls_tracked(),
+                "caught up with the log; ready"
+            );
+            self.metrics.ready.set(1);
+            self.readiness.set_ready();
+        }
+    }
+
+    /// Makes the positions visible to the snapshotter and the lag metrics.
+    fn publish(&self) {
+        super::publish_progress(&self.metrics, &self.positions, &self.ends);
+        super::lock(&self.published).clone_from(&self.positions);
+    }
+}
