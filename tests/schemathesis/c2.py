@@ -1,8 +1,8 @@
-"""C2 (`auth-v2`) AK/SK request signing, as ../../shared/spec/api.md defines it.
+"""C2 (`auth-v2`) AK/SK request signing, as docs/api.md ("C2 signature") defines it.
 
 An independent Python implementation of the scheme (not a binding to the Rust one), so the
-schemathesis run also checks that a second client, written from the spec, interoperates.
-Checked against the published vectors by test_c2.py.
+schemathesis run also checks that a second client, written from the documentation,
+interoperates. Checked against the test vectors (tests/vectors/c2-auth.json) by test_c2.py.
 """
 
 from __future__ import annotations

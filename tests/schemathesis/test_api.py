@@ -14,13 +14,13 @@ it):
 boundaries, positive and negative fuzzing, methods the document does not list). For each, the
 test serializes the body itself, so it knows the exact bytes it signs and sends, signs method,
 path, `host` and `content-type` (sometimes `content-length` too, sometimes `host` alone) with
-c2.py, an independent implementation of api.md, and sends it with `requests`. One case in eight
-gets an authentication fault instead (no signature, wrong secret, stale timestamp, signature of
-another body). Then:
+c2.py, an independent implementation of docs/api.md, and sends it with `requests`. One case in
+eight gets an authentication fault instead (no signature, wrong secret, stale timestamp,
+signature of another body). Then:
 
 - schemathesis' checks: no 5xx; status code, content type, headers (`X-Request-Id`, `Allow`)
   and body as the document says; 405 + `Allow` for methods the document does not list;
-- an oracle written from api.md (not from the document) decides the outcome: 405, 413, 401,
+- an oracle written from docs/api.md (not from the document) decides the outcome: 405, 413, 401,
   `0100000` with the statistics for a body and Content-Type the spec accepts, else `0100002`;
 - a positive case (valid by the document) must be valid by the spec too.
 
@@ -72,7 +72,7 @@ AUTH_FAULTS = ["missing", "wrong secret", "stale timestamp", "other body"]
 # Set by the HTTP client from the request itself; a generated value would make the request
 # malformed rather than negative.
 FRAMING_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "expect", "te", "upgrade"}
-# What real clients send; all must be accepted (api.md: case-insensitive, blanks around `;`).
+# What real clients send; all must be accepted (docs/api.md: case-insensitive, blanks around `;`).
 CONTENT_TYPES = [
     "application/json;charset=UTF-8",
     "application/json",
@@ -113,7 +113,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 # ---------------------------------------------------------------------------------------------
-# The oracle: api.md, "Request", independent of docs/openapi.yaml.
+# The oracle: docs/api.md, "Request", independent of docs/openapi.yaml.
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 U64_MAX = 2**64 - 1
@@ -144,7 +144,7 @@ def _id(value, *, lo: int, hi: int | None, max_digits: int):
 
 
 def spec_accepts(body) -> bool:
-    """Whether api.md accepts this (already JSON-decoded) body."""
+    """Whether docs/api.md accepts this (already JSON-decoded) body."""
     if not isinstance(body, dict):
         return False
     cc = _id(body.get("ccId"), lo=1, hi=65535, max_digits=39)
@@ -154,8 +154,8 @@ def spec_accepts(body) -> bool:
 
 
 def content_type_accepted(value: str) -> bool:
-    """api.md: `application/json`, optional `charset=UTF-8`, case-insensitive, blanks around `;`
-    tolerated (design.md: other parameters are ignored, another charset is refused)."""
+    """docs/api.md: `application/json`, optional `charset=UTF-8`, case-insensitive, blanks
+    around `;` tolerated; other parameters are ignored, another charset is refused."""
     media, *params = value.split(";")
     if media.strip().lower() != "application/json":
         return False
@@ -212,7 +212,7 @@ def _object(pairs):
 
 
 def decode(raw: bytes):
-    """What the service reads from `raw`, or INVALID when api.md says it is not a usable body:
+    """What the service reads from `raw`, or INVALID when docs/api.md says it is not a usable body:
     not UTF-8 JSON, NaN/Infinity, or one of the three fields given twice (design.md)."""
     try:
         decoded = json.loads(raw.decode("utf-8"), parse_constant=lambda _: INVALID, object_pairs_hook=_object)
@@ -312,7 +312,7 @@ def test_realstatistic(case, http):
 
     if case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE and method == "POST":
         # The document and the spec must agree on what is valid.
-        assert spec_accepts(decoded), "the document generated, as valid, a body api.md refuses" + where
+        assert spec_accepts(decoded), "the document generated, as valid, a body docs/api.md refuses" + where
     check_outcome(response, expectation, method, where)
 
 
@@ -345,7 +345,7 @@ def send(http, method, path, raw, content_type, extra_headers=None, fault=None, 
 
 
 def expected(method, raw, decoded, content_type, fault) -> str:
-    """`"<status> <resultCode>"` as api.md says, in the service's check order."""
+    """`"<status> <resultCode>"` as docs/api.md says, in the service's check order."""
     if method != "POST":
         return "405 0100001"
     if len(raw) > MAX_BODY_BYTES:
