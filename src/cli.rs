@@ -402,11 +402,13 @@ pub fn sign(args: SignArgs) -> std::process::ExitCode {
         &r.ak,
         r.sk.as_bytes(),
         &signing_timestamp(),
-        "POST",
-        crate::api::PATH,
-        None,
-        &[("host", args.host.as_bytes())],
-        body.as_bytes(),
+        &crate::auth::c2::ClientRequest {
+            method: "POST",
+            path: crate::api::PATH,
+            raw_query: None,
+            headers: &[("host", args.host.as_bytes())],
+            body: body.as_bytes(),
+        },
     );
     println!("{authorization}");
     eprintln!(

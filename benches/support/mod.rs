@@ -222,15 +222,17 @@ pub fn authorization_at(host: &str, body: &str, unix_seconds: i64) -> String {
         AK,
         SK.as_bytes(),
         &c2::format_timestamp(unix_seconds),
-        "POST",
-        realstat::api::PATH,
-        None,
-        &[
-            ("content-length", len.as_bytes()),
-            ("content-type", CONTENT_TYPE.as_bytes()),
-            ("host", host.as_bytes()),
-        ],
-        body.as_bytes(),
+        &c2::ClientRequest {
+            method: "POST",
+            path: realstat::api::PATH,
+            raw_query: None,
+            headers: &[
+                ("content-length", len.as_bytes()),
+                ("content-type", CONTENT_TYPE.as_bytes()),
+                ("host", host.as_bytes()),
+            ],
+            body: body.as_bytes(),
+        },
     )
 }
 

@@ -19,8 +19,8 @@ use std::sync::OnceLock;
 use realstat::api::request::{check_content_type, parse_body, InvalidRequest};
 use realstat::auth::c2::valid_ak;
 use realstat::auth::{
-    authenticate, format_timestamp, parse_authorization, sign, verify, AuthError, Clock,
-    HeaderLookup, KeySet, Keys, SignedParts,
+    authenticate, format_timestamp, parse_authorization, sign, verify, AuthError, ClientRequest,
+    Clock, HeaderLookup, KeySet, Keys, SignedParts,
 };
 use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, encode_task, CallKey, CallState, Decoder, Event, EventKind};
@@ -448,11 +448,13 @@ fn check_sign_round_trip(request: &Request<'_>) {
         &ak,
         sk,
         &timestamp,
-        &request.method,
-        &request.path,
-        request.query.as_deref(),
-        &signed,
-        request.body,
+        &ClientRequest {
+            method: &request.method,
+            path: &request.path,
+            raw_query: request.query.as_deref(),
+            headers: &signed,
+            body: request.body,
+        },
     );
     let lower: Vec<String> = signed.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
     let well_formed = lower.iter().any(|n| n == "host")

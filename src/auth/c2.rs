@@ -439,22 +439,22 @@ pub fn canonical_request(
     out
 }
 
-/// Client side: signs a request and returns the full Authorization value.
-///
-/// `headers` are the headers to sign (names in any case; `host` should be among them). The
-/// signed header list is lower-cased and sorted, the form api.md documents.
-#[allow(clippy::too_many_arguments)] // mirrors the inputs of the algorithm one to one
-pub fn sign(
-    ak: &str,
-    sk: &[u8],
-    timestamp: &str,
-    method: &str,
-    path: &str,
-    raw_query: Option<&str>,
-    headers: &[(&str, &[u8])],
-    body: &[u8],
-) -> String {
-    let mut names: Vec<String> = headers
+/// A request as a client will send it: what its signature covers.
+pub struct ClientRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub raw_query: Option<&'a str>,
+    /// The headers to sign (names in any case; `host` should be among them).
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub body: &'a [u8],
+}
+
+/// Client side: signs `request` with the key `ak`/`sk` at `timestamp` and returns the full
+/// Authorization value. The signed header list is lower-cased and sorted, the form
+/// `docs/api.md` documents.
+pub fn sign(ak: &str, sk: &[u8], timestamp: &str, request: &ClientRequest<'_>) -> String {
+    let mut names: Vec<String> = request
+        .headers
         .iter()
         .map(|(n, _)| n.to_ascii_lowercase())
         .collect();
@@ -462,7 +462,14 @@ pub fn sign(
     let signed_headers = names.join(";");
     let prefix = auth_string_prefix(ak, timestamp, &signed_headers);
     let key = signing_key(sk, &prefix);
-    let canonical = canonical_request(method, path, raw_query, &signed_headers, headers, body);
+    let canonical = canonical_request(
+        request.method,
+        request.path,
+        request.raw_query,
+        &signed_headers,
+        request.headers,
+        request.body,
+    );
     let sig = signature(&key, &canonical);
     let mut out = prefix;
     out.push('/');
@@ -670,11 +677,13 @@ mod tests {
                 &v.ak,
                 v.sk.as_bytes(),
                 &v.timestamp,
-                &v.method,
-                &v.uri,
-                v.raw_query.as_deref(),
-                &header_refs(&v.headers),
-                v.body.as_bytes(),
+                &ClientRequest {
+                    method: &v.method,
+                    path: &v.uri,
+                    raw_query: v.raw_query.as_deref(),
+                    headers: &header_refs(&v.headers),
+                    body: v.body.as_bytes(),
+                },
             );
             assert_eq!(got, v.authorization, "vector {:?}", v.name);
         }
@@ -828,11 +837,13 @@ mod tests {
             "globalaktest",
             SK,
             timestamp,
-            "POST",
-            PATH,
-            None,
-            &refs,
-            BODY,
+            &ClientRequest {
+                method: "POST",
+                path: PATH,
+                raw_query: None,
+                headers: &refs,
+                body: BODY,
+            },
         )
     }
 
@@ -1101,7 +1112,7 @@ mod tests {
         ) {
             let headers = [("Host", host.as_bytes())];
             let authorization =
-                sign("ak", &sk, TS, "POST", PATH, query.as_deref(), &headers, &body);
+                sign("ak", &sk, TS, &ClientRequest { method: "POST", path: PATH, raw_query: query.as_deref(), headers: &headers, body: &body });
             let auth = parse_authorization(&authorization).expect("own output parses");
             let request = vec![("host".to_owned(), host.into_bytes())];
             let result = verify(&auth, &sk, &SignedParts { method: "POST", path: PATH, raw_query: query.as_deref(), header: &lookup_in(&request), body: &body }, Clock { now_unix: ts_now(), allowed_skew_secs: 0 });

@@ -31,8 +31,8 @@ pub mod lockout;
 use std::sync::Arc;
 
 pub use c2::{
-    format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, Clock,
-    HeaderLookup, SignedParts,
+    format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, ClientRequest,
+    Clock, HeaderLookup, SignedParts,
 };
 pub use keys::{
     spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
@@ -106,11 +106,13 @@ mod tests {
             ak,
             SK.as_bytes(),
             ts,
-            "POST",
-            "/p",
-            None,
-            &[("host", HOST)],
-            BODY,
+            &ClientRequest {
+                method: "POST",
+                path: "/p",
+                raw_query: None,
+                headers: &[("host", HOST)],
+                body: BODY,
+            },
         )
     }
 
@@ -154,11 +156,13 @@ mod tests {
                 ak,
                 SK.as_bytes(),
                 TS,
-                "POST",
-                "/p",
-                None,
-                &[("host", HOST), ("x-signed", b"v")],
-                BODY,
+                &ClientRequest {
+                    method: "POST",
+                    path: "/p",
+                    raw_query: None,
+                    headers: &[("host", HOST), ("x-signed", b"v")],
+                    body: BODY,
+                },
             );
             assert_eq!(
                 run(&keys, Some(&with_extra), now).err(),

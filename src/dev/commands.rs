@@ -23,15 +23,17 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
         &r.ak,
         r.sk.as_bytes(),
         &signing_timestamp(),
-        "POST",
-        path,
-        None,
-        &[
-            ("content-length", length.as_bytes()),
-            ("content-type", content_type.as_bytes()),
-            ("host", authority.as_bytes()),
-        ],
-        body.as_bytes(),
+        &crate::auth::c2::ClientRequest {
+            method: "POST",
+            path,
+            raw_query: None,
+            headers: &[
+                ("content-length", length.as_bytes()),
+                ("content-type", content_type.as_bytes()),
+                ("host", authority.as_bytes()),
+            ],
+            body: body.as_bytes(),
+        },
     );
     let response = client::request(
         authority,

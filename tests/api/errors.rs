@@ -60,11 +60,13 @@ async fn post_signed_over_host_only(
         AK,
         SK.as_bytes(),
         &now_timestamp(),
-        "POST",
-        PATH,
-        None,
-        &[("host", app.api.as_bytes())],
-        body.as_bytes(),
+        &realstat::auth::c2::ClientRequest {
+            method: "POST",
+            path: PATH,
+            raw_query: None,
+            headers: &[("host", app.api.as_bytes())],
+            body: body.as_bytes(),
+        },
     );
     post(
         &app.api,

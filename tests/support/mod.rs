@@ -174,15 +174,17 @@ pub fn authorization(
         ak,
         sk.as_bytes(),
         timestamp,
-        "POST",
-        PATH,
-        None,
-        &[
-            ("content-length", len.as_bytes()),
-            ("content-type", b"application/json;charset=UTF-8"),
-            ("host", host.as_bytes()),
-        ],
-        body,
+        &c2::ClientRequest {
+            method: "POST",
+            path: PATH,
+            raw_query: None,
+            headers: &[
+                ("content-length", len.as_bytes()),
+                ("content-type", b"application/json;charset=UTF-8"),
+                ("host", host.as_bytes()),
+            ],
+            body: body,
+        },
     )
 }
 
