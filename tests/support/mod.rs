@@ -183,7 +183,7 @@ pub fn authorization(
                 ("content-type", b"application/json;charset=UTF-8"),
                 ("host", host.as_bytes()),
             ],
-            body: body,
+            body,
         },
     )
 }
