@@ -13,7 +13,11 @@
 //!
 //! ```text
 //! cargo run --release --example bench_memory -- [--tasks 10000] [--calls 1000000]
+//! cargo run --release --example bench_memory -- --flood 300000
 //! ```
+//!
+//! `--flood N` instead measures the state bound: N events each starting a new task (a faulty
+//! producer inventing task ids) into a store with the service's default limits.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -87,7 +91,40 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// N one-call tasks into a store with the default `FoldPolicy` (the service's limits).
+fn flood(n: usize) {
+    let policy = realstat::fold::FoldPolicy::default();
+    let store = realstat::fold::Store::new(
+        realstat::fold::Calendar::named(TIMEZONE).expect("known time zone"),
+        policy,
+    );
+    let now = now_ms();
+    let (rss0, heap0) = (rss(), heap());
+    let mut refused = 0u64;
+    for t in 0..n {
+        let applied = store.apply(&synthetic_call(t, 0, 1, now), now);
+        refused += u64::from(applied == realstat::fold::Applied::TaskLimit);
+    }
+    let (rss1, heap1) = (rss(), heap());
+    println!(
+        "  flood of {n} new tasks, limit {} tasks: {} tracked, {refused} refused; \
+         RSS +{:.1} MB, heap +{:.1} MB",
+        policy.max_tasks,
+        store.tasks_tracked(),
+        rss1.saturating_sub(rss0) as f64 / 1e6,
+        heap1.saturating_sub(heap0) as f64 / 1e6,
+    );
+    report("mem_flood_tasks_tracked", store.tasks_tracked() as f64);
+    report("mem_flood_rss_bytes", rss1.saturating_sub(rss0) as f64);
+    report("mem_flood_heap_bytes", heap1.saturating_sub(heap0) as f64);
+}
+
 fn main() {
+    let flood_n = arg("--flood", 0);
+    if flood_n > 0 {
+        flood(flood_n);
+        return;
+    }
     let tasks = arg("--tasks", 10_000).max(1);
     let calls = arg("--calls", 1_000_000).max(tasks);
     let per_task = calls / tasks;

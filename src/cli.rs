@@ -109,6 +109,33 @@ pub struct ServeArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tenants: TenantArgs,
+}
+
+#[derive(Debug, Args, Default, Clone, Serialize)]
+pub struct TenantArgs {
+    /// Keep only these call centers (comma-separated); events of others are skipped and queries
+    /// for them refused [default: all].
+    #[arg(
+        id = "tenants.cc_ids",
+        long = "cc-ids",
+        value_name = "CC_ID,...",
+        env = "REALSTAT_CC_IDS",
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cc_ids: Vec<u16>,
+    /// Keep only these VDNs (comma-separated) [default: all].
+    #[arg(
+        id = "tenants.vdns",
+        long = "vdns",
+        value_name = "VDN,...",
+        env = "REALSTAT_VDNS",
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vdns: Vec<u16>,
 }
 
 #[derive(Debug, Args, Default, Clone, Serialize)]
@@ -293,6 +320,18 @@ pub struct LimitArgs {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Tasks kept in memory at most; events starting more are refused [default: 50000].
+    #[arg(id = "limits.max_tasks", long = "max-tasks", env = "REALSTAT_MAX_TASKS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<usize>,
+    /// Calls kept per task at most; new calls beyond are refused [default: 1000000].
+    #[arg(
+        id = "limits.max_calls_per_task",
+        long = "max-calls-per-task",
+        env = "REALSTAT_MAX_CALLS_PER_TASK"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_task: Option<usize>,
 }
 
 /// `key=value` pairs as the table the config file has (`[kafka.properties]`), later pairs winning.

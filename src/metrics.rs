@@ -18,6 +18,8 @@ pub struct Metrics {
     /// duplicates, redeliveries, states below the call's current one).
     pub events_applied: IntCounterVec,
     pub events_rejected: IntCounterVec,
+    /// Events of tenants this deployment does not keep (`tenants.*`): skipped, not errors.
+    pub events_filtered: IntCounter,
     pub partition_next_offset: IntGaugeVec,
     pub partition_end_offset: IntGaugeVec,
     pub partition_lag: IntGaugeVec,
@@ -156,6 +158,11 @@ impl Metrics {
                 "realstat_events_rejected_total",
                 "Events skipped, by reason.",
                 &["reason"],
+            ),
+            events_filtered: counter(
+                &r,
+                "realstat_events_filtered_total",
+                "Events of call centers or VDNs this deployment does not keep (skipped).",
             ),
             partition_next_offset: gauge_vec(
                 &r,
@@ -374,6 +381,7 @@ pub struct IngestCounters {
     pub consumed: IntCounter,
     pub changed: IntCounter,
     pub unchanged: IntCounter,
+    pub filtered: IntCounter,
     /// Indexed like `Rejection::ALL`.
     rejected: Vec<IntCounter>,
     pub visible_delay: Histogram,
@@ -393,6 +401,7 @@ impl Metrics {
             consumed: self.events_consumed.clone(),
             changed: self.events_applied.with_label_values(&["changed"]),
             unchanged: self.events_applied.with_label_values(&["unchanged"]),
+            filtered: self.events_filtered.clone(),
             rejected: Rejection::ALL
                 .iter()
                 .map(|r| self.events_rejected.with_label_values(&[r.label()]))

@@ -351,6 +351,7 @@ fn ingest_config(settings: &Settings, brokers: String) -> IngestConfig {
         metadata_refresh: settings.kafka.metadata_refresh,
         default_cc_id: settings.default_cc_id,
         dlq_topic: settings.kafka.dlq_topic.clone(),
+        tenants: settings.tenant_filter(),
     }
 }
 
@@ -377,6 +378,7 @@ fn api_state(
         })),
         trusted_proxies: auth.trusted_proxies.clone().into(),
         limits: settings.http_limits(),
+        tenants: settings.tenant_filter(),
     }
 }
 

@@ -19,6 +19,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::c2::HeaderLookup;
 use crate::auth::{self, AuthError, Clock, Keys, Lockout, SignedParts};
+use crate::events::TenantFilter;
 use crate::fold::Store;
 use crate::metrics::{AuthRefusal, Metrics};
 use crate::progress::Readiness;
@@ -41,6 +42,8 @@ pub struct ApiState {
     /// Peers whose `X-Forwarded-For` is believed (the NSLB).
     pub trusted_proxies: Arc<[IpAddr]>,
     pub limits: Limits,
+    /// The tenants this deployment keeps: queries for others are refused like a key's scope.
+    pub tenants: TenantFilter,
 }
 
 /// Protections of the API listener against oversized and slow clients.
@@ -192,7 +195,7 @@ async fn handle(
     request::check_content_type(content_type).map_err(ApiError::invalid)?;
     let task = request::parse_body(&body, state.default_cc_id).map_err(ApiError::invalid)?;
 
-    if !key.may_read(task.cc_id, task.vdn) {
+    if !key.may_read(task.cc_id, task.vdn) || !state.tenants.keeps(task.cc_id, task.vdn) {
         state.metrics.auth_refused(AuthRefusal::Forbidden);
         return Err(ApiError::forbidden());
     }

@@ -83,6 +83,7 @@ pub struct Settings {
     pub snapshot: SnapshotSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub tenants: TenantSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,11 +154,25 @@ pub struct LimitSettings {
     pub keep_alive: Duration,
     /// Concurrent connections per worker thread.
     pub max_connections: usize,
+    /// Tasks kept in memory at most; events that would start more are refused (`task_limit`).
+    pub max_tasks: usize,
+    /// Calls kept per task at most; new calls beyond are refused (`call_limit`).
+    pub max_calls_per_task: usize,
+}
+
+/// Which tenants this deployment keeps: events of other call centers or VDNs are skipped, and
+/// queries for them refused. Empty lists keep everything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub cc_ids: Vec<u16>,
+    pub vdns: Vec<u16>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         let http = crate::api::Limits::default();
+        let fold = FoldPolicy::default();
         Settings {
             listen: "0.0.0.0:8080".into(),
             admin_listen: "0.0.0.0:9090".into(),
@@ -196,7 +211,10 @@ impl Default for Settings {
                 body_timeout: http.body_timeout,
                 keep_alive: http.keep_alive,
                 max_connections: http.max_connections,
+                max_tasks: fold.max_tasks,
+                max_calls_per_task: fold.max_calls_per_task,
             },
+            tenants: TenantSettings::default(),
         }
     }
 }
@@ -260,6 +278,29 @@ impl Settings {
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        if self.limits.max_tasks == 0 || self.limits.max_calls_per_task == 0 {
+            return Err(invalid(
+                "limits.max_tasks",
+                "max_tasks and max_calls_per_task must be at least 1",
+            ));
+        }
+        if let Some(bad) = self
+            .tenants
+            .vdns
+            .iter()
+            .find(|&&v| v == 0 || v > crate::auth::MAX_VDN)
+        {
+            return Err(invalid(
+                "tenants.vdns",
+                format!("{bad} is not a VDN (1..5000)"),
+            ));
+        }
+        if self.tenants.cc_ids.contains(&0) {
+            return Err(invalid(
+                "tenants.cc_ids",
+                "0 is not a call center (1..65535)",
+            ));
+        }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
@@ -275,6 +316,8 @@ impl Settings {
             retention_days: self.retention_days,
             stale_after_ms: millis(self.stale_call_timeout),
             max_future_ms: millis(self.max_future_skew),
+            max_tasks: self.limits.max_tasks,
+            max_calls_per_task: self.limits.max_calls_per_task,
         }
     }
 
@@ -288,6 +331,10 @@ impl Settings {
             keep_alive: l.keep_alive,
             max_connections: l.max_connections,
         }
+    }
+
+    pub fn tenant_filter(&self) -> crate::events::TenantFilter {
+        crate::events::TenantFilter::new(&self.tenants.cc_ids, &self.tenants.vdns)
     }
 
     /// librdkafka properties in the order they apply.

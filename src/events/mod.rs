@@ -4,6 +4,9 @@
 //! a [`Rejection`] naming the rule it broke, so the consumer can count it and move on.
 
 pub mod ids;
+mod tenants;
+
+pub use tenants::TenantFilter;
 
 use std::borrow::Cow;
 
@@ -135,10 +138,14 @@ pub enum Rejection {
     TooOld,
     #[error("ts too far ahead of the wall clock")]
     TsInFuture,
+    #[error("the task would exceed the limit of tasks kept (limits.max_tasks)")]
+    TaskLimit,
+    #[error("the call would exceed the limit of calls kept per task (limits.max_calls_per_task)")]
+    CallLimit,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 15] = [
+    pub const ALL: [Rejection; 17] = [
         Rejection::TooLarge,
         Rejection::NotJson,
         Rejection::BadVersion,
@@ -154,6 +161,8 @@ impl Rejection {
         Rejection::BadPlannedCount,
         Rejection::TooOld,
         Rejection::TsInFuture,
+        Rejection::TaskLimit,
+        Rejection::CallLimit,
     ];
 
     pub fn label(self) -> &'static str {
@@ -173,6 +182,8 @@ impl Rejection {
             Rejection::BadPlannedCount => "bad_planned_count",
             Rejection::TooOld => "too_old",
             Rejection::TsInFuture => "ts_in_future",
+            Rejection::TaskLimit => "task_limit",
+            Rejection::CallLimit => "call_limit",
         }
     }
 }

@@ -213,6 +213,68 @@ mod tests {
     }
 
     #[test]
+    fn limits_refuse_new_tasks_and_calls_but_never_evict() {
+        use CallState::*;
+        let s = Store::new(
+            Calendar::named("Asia/Shanghai").expect("zone"),
+            FoldPolicy {
+                max_tasks: 2,
+                max_calls_per_task: 2,
+                ..FoldPolicy::default()
+            },
+        );
+        let other = TaskKey { vdn: 93, ..TASK };
+        let third = TaskKey { vdn: 94, ..TASK };
+        assert_eq!(
+            s.apply(&call(TASK, "a", Queued, T0), FAR_FUTURE),
+            Applied::Changed
+        );
+        assert_eq!(s.apply(&plan(other, 5, T0), FAR_FUTURE), Applied::Changed);
+        // A third task, whether by a call or a plan, is refused; the two stay as they were.
+        assert_eq!(
+            s.apply(&call(third, "a", Queued, T0), FAR_FUTURE),
+            Applied::TaskLimit
+        );
+        assert_eq!(s.apply(&plan(third, 5, T0), FAR_FUTURE), Applied::TaskLimit);
+        assert_eq!(s.tasks_tracked(), 2);
+        assert_eq!(s.stats(&third, day0(&s)), TaskStats::default());
+        // Calls: the third new call of a task is refused, its existing calls go on folding.
+        assert_eq!(
+            s.apply(&call(TASK, "b", Queued, T0), FAR_FUTURE),
+            Applied::Changed
+        );
+        assert_eq!(
+            s.apply(&call(TASK, "c", Queued, T0), FAR_FUTURE),
+            Applied::CallLimit
+        );
+        assert_eq!(
+            s.apply(&call(TASK, "a", Finished, T0 + 1), FAR_FUTURE),
+            Applied::Changed
+        );
+        let st = s.stats(&TASK, day0(&s));
+        assert_eq!((st.total, st.comp, st.wait), (2, 1, 1));
+        assert_eq!(
+            Applied::TaskLimit.rejection().map(|r| r.label()),
+            Some("task_limit")
+        );
+        assert_eq!(
+            Applied::CallLimit.rejection().map(|r| r.label()),
+            Some("call_limit")
+        );
+        // Once old tasks leave the retention window, new tasks fit again.
+        let later = T0 + 3 * 24 * HOUR;
+        // Refused (the task is full), but its time still moves the store's clock.
+        s.apply(&call(TASK, "z", Queued, later), FAR_FUTURE);
+        s.maintain();
+        assert_eq!(s.tasks_tracked(), 0, "both tasks' days left the window");
+        assert_eq!(
+            s.apply(&call(third, "a", Queued, later), FAR_FUTURE),
+            Applied::Changed
+        );
+        assert_eq!(s.tasks_tracked(), 1);
+    }
+
+    #[test]
     fn tasks_are_independent_and_unknown_tasks_are_zero() {
         let s = store();
         s.apply(&call(TASK, "x", CallState::Failed, T0), FAR_FUTURE);

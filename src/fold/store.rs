@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
@@ -34,6 +34,12 @@ pub struct FoldPolicy {
     /// Events stamped further than this ahead of the wall clock are refused: one bad producer
     /// clock would otherwise drag the watermark forward and expire every live call.
     pub max_future_ms: i64,
+    /// Tasks kept at most: an event that would start one more is refused (`TaskLimit`), so a
+    /// faulty producer inventing task ids cannot exhaust memory. Existing tasks are never evicted.
+    pub max_tasks: usize,
+    /// Calls kept per task at most: a new call beyond it is refused (`CallLimit`); the task's
+    /// existing calls go on folding.
+    pub max_calls_per_task: usize,
 }
 
 impl Default for FoldPolicy {
@@ -42,6 +48,8 @@ impl Default for FoldPolicy {
             retention_days: 2,
             stale_after_ms: 24 * 3_600_000,
             max_future_ms: 15 * 60_000,
+            max_tasks: 50_000,
+            max_calls_per_task: 1_000_000,
         }
     }
 }
@@ -57,6 +65,10 @@ pub enum Applied {
     TooOld,
     /// The event's `ts` is too far ahead of the wall clock: refused.
     FromTheFuture,
+    /// The event would start a task beyond `FoldPolicy::max_tasks`: refused.
+    TaskLimit,
+    /// The event would start a call beyond `FoldPolicy::max_calls_per_task`: refused.
+    CallLimit,
 }
 
 impl Applied {
@@ -67,6 +79,8 @@ impl Applied {
             Applied::Changed | Applied::Unchanged => None,
             Applied::TooOld => Some(Rejection::TooOld),
             Applied::FromTheFuture => Some(Rejection::TsInFuture),
+            Applied::TaskLimit => Some(Rejection::TaskLimit),
+            Applied::CallLimit => Some(Rejection::CallLimit),
         }
     }
 }
@@ -299,7 +313,9 @@ impl TaskState {
     ) -> (Applied, i64) {
         use std::collections::hash_map::Entry;
         let stale = |last_ts: i64| ctx.watermark.saturating_sub(last_ts) > ctx.stale_after_ms;
+        let full = self.calls.len() >= ctx.max_calls;
         match self.calls.entry(key) {
+            Entry::Vacant(_) if full => (Applied::CallLimit, 0),
             Entry::Vacant(slot) => {
                 let call = Call {
                     first_ts: ts,
@@ -380,6 +396,7 @@ struct ApplyContext {
     watermark: i64,
     min_day: Day,
     stale_after_ms: i64,
+    max_calls: usize,
 }
 
 /// What one maintenance pass did.
@@ -399,6 +416,9 @@ pub struct Store {
     policy: FoldPolicy,
     /// The greatest event `ts` applied: the store's notion of "now" for what it keeps.
     watermark: AtomicI64,
+    /// `tasks.len()`, kept alongside: the map's own count locks every shard, which the writer
+    /// cannot do while it holds one (checking the task limit).
+    task_count: AtomicUsize,
     calls_tracked: AtomicI64,
     calls_expired_total: AtomicU64,
 }
@@ -420,6 +440,7 @@ impl Store {
             calendar,
             policy,
             watermark: AtomicI64::new(0),
+            task_count: AtomicUsize::new(0),
             calls_tracked: AtomicI64::new(0),
             calls_expired_total: AtomicU64::new(0),
         }
@@ -460,13 +481,25 @@ impl Store {
             // existing call to that day (out of the window), or set that day's plan.
             return Applied::TooOld;
         }
-        let mut task = self.tasks.entry(event.task).or_default();
+        let mut task = match self.tasks.entry(event.task) {
+            dashmap::Entry::Occupied(e) => e.into_ref(),
+            dashmap::Entry::Vacant(_)
+                if self.task_count.load(Ordering::Relaxed) >= self.policy.max_tasks =>
+            {
+                return Applied::TaskLimit;
+            }
+            dashmap::Entry::Vacant(e) => {
+                self.task_count.fetch_add(1, Ordering::Relaxed);
+                e.insert(TaskState::default())
+            }
+        };
         match event.kind {
             EventKind::Call { call, state } => {
                 let ctx = ApplyContext {
                     watermark,
                     min_day,
                     stale_after_ms: self.policy.stale_after_ms,
+                    max_calls: self.policy.max_calls_per_task,
                 };
                 let (applied, calls_delta) = task.apply_call(call, state, event.ts, day, &ctx);
                 if calls_delta != 0 {
@@ -507,7 +540,9 @@ impl Store {
         if emptied {
             let before = self.tasks.len();
             self.tasks.retain(|_, task| !task.is_empty());
-            report.tasks_dropped = (before - self.tasks.len()) as u64;
+            let after = self.tasks.len();
+            self.task_count.store(after, Ordering::Relaxed);
+            report.tasks_dropped = (before - after) as u64;
         }
         if report.calls_dropped > 0 {
             self.calls_tracked
@@ -555,7 +590,9 @@ impl Store {
             }
         }
         self.calls_tracked.fetch_add(n, Ordering::Relaxed);
-        self.tasks.insert(key, task);
+        if self.tasks.insert(key, task).is_none() {
+            self.task_count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Restores the event-time clock and the expiry count saved with a snapshot.
@@ -582,7 +619,7 @@ impl Store {
     }
 
     pub fn tasks_tracked(&self) -> usize {
-        self.tasks.len()
+        self.task_count.load(Ordering::Relaxed)
     }
 
     pub fn calls_tracked(&self) -> u64 {

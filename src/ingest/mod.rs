@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 
-use crate::events::Decoder;
+use crate::events::{Decoder, TenantFilter};
 use crate::fold::Store;
 use crate::metrics::Metrics;
 use crate::progress::{Positions, Readiness};
@@ -60,6 +60,8 @@ pub struct IngestConfig {
     pub default_cc_id: u16,
     /// Copy rejected events here (with the reason and origin in headers).
     pub dlq_topic: Option<String>,
+    /// Events of other tenants are skipped (counted, not rejected).
+    pub tenants: TenantFilter,
 }
 
 /// The latest known `(low, end)` offsets per partition.
@@ -118,6 +120,7 @@ impl Ingest {
             positions: start,
             targets: BTreeMap::new(),
             ends,
+            limit_logged: Default::default(),
         };
         let consumer = match spawn("ingest", move || worker.run()) {
             Ok(t) => t,

@@ -1,6 +1,7 @@
 //! The consumer loop: poll, decode, fold, note the next offset. One thread, one loop.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::dead_letter::{DeadLetters, Origin};
 use super::{kafka, Ends, IngestConfig};
 use crate::clock::now_ms;
+use crate::events::ids::TaskKey;
 use crate::events::{Decoder, Rejection};
 use crate::fold::{Applied, Store};
 use crate::metrics::{ConsumerError, IngestCounters, Metrics};
@@ -40,7 +42,13 @@ pub(super) struct Worker {
     pub targets: BTreeMap<i32, i64>,
     /// Latest known (low, end) offsets, kept fresh by the end-offsets thread.
     pub ends: Ends,
+    /// Tasks already named in a log line for hitting a state limit (bounded: see `note_limit`).
+    pub limit_logged: RefCell<HashSet<TaskKey>>,
 }
+
+/// Tasks named individually in "limit reached" log lines; past that, the rate-limited
+/// rejection line of the dead letters still counts them.
+const LIMIT_LOG_TASKS: usize = 1000;
 
 impl Worker {
     pub fn run(mut self) -> Positions {
@@ -260,6 +268,10 @@ impl Worker {
             .decoder
             .decode(payload)
             .inspect_err(|&r| c.rejected(r))?;
+        if !self.config.tenants.keeps_task(&event.task) {
+            c.filtered.inc();
+            return Ok(());
+        }
         let now = now_ms();
         let applied = self.store.apply(&event, now);
         match applied {
@@ -269,15 +281,40 @@ impl Worker {
                     .observe((now - event.ts).max(0) as f64 / 1000.0);
             }
             Applied::Unchanged => c.unchanged.inc(),
-            Applied::TooOld | Applied::FromTheFuture => {}
+            Applied::TooOld | Applied::FromTheFuture | Applied::TaskLimit | Applied::CallLimit => {}
         }
         match applied.rejection() {
             Some(r) => {
                 c.rejected(r);
+                if matches!(applied, Applied::TaskLimit | Applied::CallLimit) {
+                    self.note_limit(&event.task, r);
+                }
                 Err(r)
             }
             None => Ok(()),
         }
+    }
+
+    /// Says once per task that a state limit refused its events (so a flood of new tasks does
+    /// not become a flood of log lines, the first `LIMIT_LOG_TASKS` tasks are named).
+    fn note_limit(&self, task: &TaskKey, reason: Rejection) {
+        let mut logged = self.limit_logged.borrow_mut();
+        if logged.len() > LIMIT_LOG_TASKS || logged.contains(task) {
+            return;
+        }
+        if logged.len() == LIMIT_LOG_TASKS {
+            tracing::warn!("more tasks hit state limits; no longer naming them one by one");
+        } else {
+            tracing::warn!(
+                cc_id = task.cc_id,
+                vdn = task.vdn,
+                task_id = %task.task_id,
+                reason = reason.label(),
+                tasks_tracked = self.store.tasks_tracked(),
+                "state limit reached: events refused for this task"
+            );
+        }
+        logged.insert(*task);
     }
 
     fn adopt_consumer_positions(&mut self) {

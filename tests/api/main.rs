@@ -5,6 +5,7 @@
 mod support;
 
 mod attacks;
+mod bounds;
 mod dead_letters;
 mod errors;
 mod health;
