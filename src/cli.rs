@@ -56,46 +56,47 @@ pub struct ServeArgs {
     #[arg(long, env = "REALSTAT_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address of the realstatistic API [default: 0.0.0.0:8080].
-    #[arg(id = "listen", long, env = "REALSTAT_LISTEN")]
+    /// Address of the realstatistic API [default: 0.0.0.0:8080; in the demo 127.0.0.1:8080].
+    #[arg(long, env = "REALSTAT_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// Address of /metrics, /health/live and /health/ready [default: 0.0.0.0:9090].
-    #[arg(id = "admin_listen", long, env = "REALSTAT_ADMIN_LISTEN")]
+    /// Address of /metrics, /health/live and /health/ready [default: 0.0.0.0:9090; in the demo
+    /// 127.0.0.1:9090].
+    #[arg(long, env = "REALSTAT_ADMIN_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<String>,
     /// Call center of requests and events without ccId [default: 1].
-    #[arg(id = "default_cc_id", long, env = "REALSTAT_DEFAULT_CC_ID")]
+    #[arg(long, env = "REALSTAT_DEFAULT_CC_ID")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_cc_id: Option<u16>,
     /// IANA time zone that decides what "today" is [default: Asia/Shanghai].
-    #[arg(id = "timezone", long, env = "REALSTAT_TIMEZONE")]
+    #[arg(long, env = "REALSTAT_TIMEZONE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Days of calls kept, today included [default: 2].
-    #[arg(id = "retention_days", long, env = "REALSTAT_RETENTION_DAYS")]
+    #[arg(long, env = "REALSTAT_RETENTION_DAYS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u16>,
     /// A call without news for this long (event time) leaves waitCount/execCount [default: 24h].
-    #[arg(id = "stale_call_timeout", long, env = "REALSTAT_STALE_CALL_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "REALSTAT_STALE_CALL_TIMEOUT", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub stale_call_timeout: Option<Duration>,
     /// Events stamped further ahead of the wall clock are refused [default: 15m].
-    #[arg(id = "max_future_skew", long, env = "REALSTAT_MAX_FUTURE_SKEW", value_parser = parse_duration)]
+    #[arg(long, env = "REALSTAT_MAX_FUTURE_SKEW", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub max_future_skew: Option<Duration>,
     /// Log format [default: text].
-    #[arg(id = "log_format", long, env = "REALSTAT_LOG_FORMAT", value_enum)]
+    #[arg(long, env = "REALSTAT_LOG_FORMAT", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// HTTP worker threads [default: one per core].
-    #[arg(id = "workers", long, env = "REALSTAT_WORKERS")]
+    #[arg(long, env = "REALSTAT_WORKERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     #[command(flatten)]
@@ -143,6 +144,7 @@ pub struct TlsArgs {
     /// PEM certificate chain: serve HTTPS instead of HTTP (with --tls-key).
     #[arg(
         id = "tls.cert",
+        value_name = "CERT",
         long = "tls-cert",
         env = "REALSTAT_TLS_CERT",
         requires = "tls.key"
@@ -152,6 +154,7 @@ pub struct TlsArgs {
     /// PEM private key for --tls-cert.
     #[arg(
         id = "tls.key",
+        value_name = "KEY",
         long = "tls-key",
         env = "REALSTAT_TLS_KEY",
         requires = "tls.cert"
@@ -171,21 +174,32 @@ pub struct KafkaArgs {
     /// Kafka bootstrap servers. Unset or empty: start the embedded demo broker and simulator.
     #[arg(
         id = "kafka.brokers",
+        value_name = "BROKERS",
         long = "kafka-brokers",
         env = "REALSTAT_KAFKA_BROKERS"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brokers: Option<String>,
     /// Topic of iSales call events [default: isales.call-events].
-    #[arg(id = "kafka.topic", long = "topic", env = "REALSTAT_TOPIC")]
+    #[arg(
+        id = "kafka.topic",
+        value_name = "TOPIC",
+        long = "topic",
+        env = "REALSTAT_TOPIC"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// Copy rejected events to this topic, with the reason in headers.
-    #[arg(id = "kafka.dlq_topic", long = "dlq-topic", env = "REALSTAT_DLQ_TOPIC")]
+    #[arg(
+        id = "kafka.dlq_topic",
+        value_name = "DLQ_TOPIC",
+        long = "dlq-topic",
+        env = "REALSTAT_DLQ_TOPIC"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dlq_topic: Option<String>,
     /// How often the topic's partition list is re-read [default: 30s].
-    #[arg(id = "kafka.metadata_refresh", long = "metadata-refresh", env = "REALSTAT_METADATA_REFRESH", value_parser = parse_duration)]
+    #[arg(id = "kafka.metadata_refresh", value_name = "METADATA_REFRESH", long = "metadata-refresh", env = "REALSTAT_METADATA_REFRESH", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
@@ -204,13 +218,14 @@ pub struct SnapshotArgs {
     /// Where snapshots are written [default: ./data].
     #[arg(
         id = "snapshot.dir",
+        value_name = "DIR",
         long = "snapshot-dir",
         env = "REALSTAT_SNAPSHOT_DIR"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// How often a snapshot is written [default: 30s].
-    #[arg(id = "snapshot.interval", long = "snapshot-interval", env = "REALSTAT_SNAPSHOT_INTERVAL", value_parser = parse_duration)]
+    #[arg(id = "snapshot.interval", value_name = "INTERVAL", long = "snapshot-interval", env = "REALSTAT_SNAPSHOT_INTERVAL", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
@@ -219,6 +234,7 @@ pub struct SnapshotArgs {
     /// Snapshot files kept [default: 3].
     #[arg(
         id = "snapshot.keep",
+        value_name = "KEEP",
         long = "snapshot-keep",
         env = "REALSTAT_SNAPSHOT_KEEP"
     )]
@@ -229,18 +245,23 @@ pub struct SnapshotArgs {
 #[derive(Debug, Args, Default, Clone, Serialize)]
 pub struct AuthArgs {
     /// Keys file (TOML: [[key]] ak, sk or sk_env, vdns). Required with Kafka brokers.
-    #[arg(id = "auth.keys_file", long = "keys-file", env = "REALSTAT_KEYS_FILE")]
+    #[arg(
+        id = "auth.keys_file",
+        value_name = "KEYS_FILE",
+        long = "keys-file",
+        env = "REALSTAT_KEYS_FILE"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_file: Option<PathBuf>,
     /// Allowed clock skew of signed requests [default: 15m].
-    #[arg(id = "auth.allowed_skew", long = "allowed-skew", env = "REALSTAT_ALLOWED_SKEW", value_parser = parse_duration)]
+    #[arg(id = "auth.allowed_skew", value_name = "ALLOWED_SKEW", long = "allowed-skew", env = "REALSTAT_ALLOWED_SKEW", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub allowed_skew: Option<Duration>,
     /// How often the keys file is checked for changes [default: 2s].
-    #[arg(id = "auth.keys_poll", long = "keys-poll", env = "REALSTAT_KEYS_POLL", value_parser = parse_duration)]
+    #[arg(id = "auth.keys_poll", value_name = "KEYS_POLL", long = "keys-poll", env = "REALSTAT_KEYS_POLL", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
@@ -249,20 +270,21 @@ pub struct AuthArgs {
     /// Failed authentications from one address before it is locked; 0: never [default: 10].
     #[arg(
         id = "auth.lockout_threshold",
+        value_name = "LOCKOUT_THRESHOLD",
         long = "lockout-threshold",
         env = "REALSTAT_LOCKOUT_THRESHOLD"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lockout_threshold: Option<u32>,
     /// The window in which those failures count [default: 60s].
-    #[arg(id = "auth.lockout_window", long = "lockout-window", env = "REALSTAT_LOCKOUT_WINDOW", value_parser = parse_duration)]
+    #[arg(id = "auth.lockout_window", value_name = "LOCKOUT_WINDOW", long = "lockout-window", env = "REALSTAT_LOCKOUT_WINDOW", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub lockout_window: Option<Duration>,
     /// How long a locked address stays locked [default: 5m].
-    #[arg(id = "auth.lockout_duration", long = "lockout-duration", env = "REALSTAT_LOCKOUT_DURATION", value_parser = parse_duration)]
+    #[arg(id = "auth.lockout_duration", value_name = "LOCKOUT_DURATION", long = "lockout-duration", env = "REALSTAT_LOCKOUT_DURATION", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
@@ -286,27 +308,28 @@ pub struct LimitArgs {
     /// Largest request head (names and values of all headers); larger: 431 [default: 16384].
     #[arg(
         id = "limits.max_header_bytes",
+        value_name = "MAX_HEADER_BYTES",
         long = "max-header-bytes",
         env = "REALSTAT_MAX_HEADER_BYTES"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_header_bytes: Option<usize>,
     /// Time to receive a request's head [default: 5s].
-    #[arg(id = "limits.request_head_timeout", long = "request-head-timeout", env = "REALSTAT_REQUEST_HEAD_TIMEOUT", value_parser = parse_duration)]
+    #[arg(id = "limits.request_head_timeout", value_name = "REQUEST_HEAD_TIMEOUT", long = "request-head-timeout", env = "REALSTAT_REQUEST_HEAD_TIMEOUT", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub request_head_timeout: Option<Duration>,
     /// Time to receive the body once the head is in; slower: 408 [default: 10s].
-    #[arg(id = "limits.body_timeout", long = "body-timeout", env = "REALSTAT_BODY_TIMEOUT", value_parser = parse_duration)]
+    #[arg(id = "limits.body_timeout", value_name = "BODY_TIMEOUT", long = "body-timeout", env = "REALSTAT_BODY_TIMEOUT", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub body_timeout: Option<Duration>,
     /// Idle time before a keep-alive connection is closed [default: 75s].
-    #[arg(id = "limits.keep_alive", long = "keep-alive", env = "REALSTAT_KEEP_ALIVE", value_parser = parse_duration)]
+    #[arg(id = "limits.keep_alive", value_name = "KEEP_ALIVE", long = "keep-alive", env = "REALSTAT_KEEP_ALIVE", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
@@ -315,18 +338,25 @@ pub struct LimitArgs {
     /// Concurrent connections per worker thread [default: 25000].
     #[arg(
         id = "limits.max_connections",
+        value_name = "MAX_CONNECTIONS",
         long = "max-connections",
         env = "REALSTAT_MAX_CONNECTIONS"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     /// Tasks kept in memory at most; events starting more are refused [default: 50000].
-    #[arg(id = "limits.max_tasks", long = "max-tasks", env = "REALSTAT_MAX_TASKS")]
+    #[arg(
+        id = "limits.max_tasks",
+        value_name = "MAX_TASKS",
+        long = "max-tasks",
+        env = "REALSTAT_MAX_TASKS"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tasks: Option<usize>,
     /// Calls kept per task at most; new calls beyond are refused [default: 1000000].
     #[arg(
         id = "limits.max_calls_per_task",
+        value_name = "MAX_CALLS_PER_TASK",
         long = "max-calls-per-task",
         env = "REALSTAT_MAX_CALLS_PER_TASK"
     )]

@@ -97,6 +97,11 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
         banner.contains(&format!("--url http://{api}")),
         "banner:\n{banner}"
     );
+    // The secret travels in the environment, not on a command line others can see in `ps`.
+    assert!(
+        banner.contains(&format!("REALSTAT_SK={sk} ")) && !banner.contains("--sk"),
+        "banner:\n{banner}"
+    );
 
     // Live numbers: the simulator keeps calling, so the day's total grows.
     let deadline = Instant::now() + Duration::from_secs(60);

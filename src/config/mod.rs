@@ -223,18 +223,30 @@ impl Settings {
     /// Reads the settings of `serve`: defaults < config file < environment < flags (`args`
     /// carries the last two, as clap resolved them), then checks them.
     pub fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        // What the operator set, in every source but the defaults.
+        let mut given = Figment::new();
         if let Some(path) = &args.config {
             // Read once here for a plain "cannot read" error; figment's parse errors name the file.
             read_file(path)?;
-            figment = figment.merge(Toml::file_exact(path));
+            given = given.merge(Toml::file_exact(path));
         }
-        let mut s: Settings = figment
-            .merge(Serialized::defaults(args))
+        given = given.merge(Serialized::defaults(args));
+        let mut s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(given.clone())
             .extract()
             .map_err(|e| ConfigError::Source(Box::new(e)))?;
         // An empty broker list (e.g. `REALSTAT_KAFKA_BROKERS=`) means "none": the demo.
         s.kafka.brokers = s.kafka.brokers.filter(|b| !b.trim().is_empty());
+        if s.kafka.brokers.is_none() {
+            // The demo prints a working secret: unless told otherwise, only this machine can
+            // reach it.
+            if !given.contains("listen") {
+                s.listen = DEMO_LISTEN.into();
+            }
+            if !given.contains("admin_listen") {
+                s.admin_listen = DEMO_ADMIN_LISTEN.into();
+            }
+        }
         s.validate()?;
         Ok(s)
     }
@@ -346,6 +358,10 @@ impl Settings {
             .collect()
     }
 }
+
+/// Where the demo (no Kafka configured) listens unless an address is given.
+pub const DEMO_LISTEN: &str = "127.0.0.1:8080";
+pub const DEMO_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -59,7 +59,11 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
         if id == "config" {
             continue;
         }
-        assert!(arg.get_long().is_some(), "{id} has no flag");
+        let long = arg.get_long().unwrap_or_default();
+        assert!(
+            !long.is_empty() && !long.contains('_'),
+            "{id} has no flag in kebab-case: {long:?}"
+        );
         let env = arg.get_env().map(|e| e.to_string_lossy().to_string());
         assert!(
             env.as_deref().is_some_and(|e| e.starts_with("REALSTAT_")),
@@ -74,9 +78,29 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
 #[test]
 fn defaults_need_no_source() {
     let s = Settings::load(&serve_args(&[])).expect("valid");
+    // No Kafka: the demo, which listens on loopback only unless told otherwise.
+    assert_eq!(
+        (s.listen.as_str(), s.admin_listen.as_str()),
+        (DEMO_LISTEN, DEMO_ADMIN_LISTEN)
+    );
+    let s = Settings::load(&serve_args(&["--admin-listen", "0.0.0.0:9999"])).expect("valid");
+    assert_eq!(
+        (s.listen.as_str(), s.admin_listen.as_str()),
+        (DEMO_LISTEN, "0.0.0.0:9999")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys.toml");
+    let k = keys.to_string_lossy().to_string();
+    let s = Settings::load(&serve_args(&[
+        "--kafka-brokers",
+        "k:9092",
+        "--keys-file",
+        &k,
+    ]))
+    .expect("valid");
     assert_eq!(s.listen, "0.0.0.0:8080");
     assert_eq!(s.timezone.time_zone_name(), "Asia/Shanghai");
-    assert_eq!(s.kafka.brokers, None);
+    assert_eq!(s.kafka.brokers.as_deref(), Some("k:9092"));
     assert_eq!(s.snapshot.interval, Duration::from_secs(30));
 }
 
@@ -195,4 +219,28 @@ fn bad_settings_are_refused_with_their_name() {
         .expect_err("refused")
         .to_string()
         .contains("--snapshot-interval"));
+}
+
+#[test]
+fn the_readme_lists_every_setting() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "config" {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .map(|e| e.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let long = format!("`--{}", arg.get_long().unwrap_or_default());
+        for needle in [format!("`{id}`"), format!("`{env}`"), long] {
+            assert!(
+                readme.contains(&needle),
+                "README.md does not list {needle} ({id})"
+            );
+        }
+    }
 }

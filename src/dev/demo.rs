@@ -101,8 +101,8 @@ impl Demo {
              admin    http://127.0.0.1:{admin}/metrics  /health/ready\n  \
              demo key AK={ak}  SK={sk}\n\n  \
              Query a demo task (in another terminal, from the checkout):\n    \
-             cargo run --release -- query --url http://127.0.0.1:{api} --ak {ak} --sk {sk} --cc-id {cc} --vdn {vdn} --task-id {task}\n  \
-             or, with the binary: realstat query ... (same flags)\n",
+             REALSTAT_SK={sk} cargo run --release -- query --url http://127.0.0.1:{api} --ak {ak} --cc-id {cc} --vdn {vdn} --task-id {task}\n  \
+             or, with the binary: REALSTAT_SK=... realstat query ... (same flags)\n",
             brokers = self.brokers(),
             topic = self.topic,
             api = api_port,
