@@ -285,6 +285,14 @@ impl Metrics {
         m.registry
             .register(Box::new(build))
             .expect("unique metric name");
+        // The process's own numbers (process_resident_memory_bytes, process_cpu_seconds_total,
+        // process_open_fds, ...), read from /proc at scrape time.
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric name");
         // Create every closed-set series up front, so dashboards see zeros rather than nothing.
         for r in Rejection::ALL {
             m.events_rejected.with_label_values(&[r.label()]);
@@ -428,6 +436,14 @@ mod tests {
         let text = m.render();
         assert!(text.contains("realstat_events_rejected_total{reason=\"not_json\"} 1"));
         assert!(text.contains("realstat_build_info{"));
+        #[cfg(target_os = "linux")]
+        for process in [
+            "process_resident_memory_bytes ",
+            "process_cpu_seconds_total ",
+            "process_open_fds ",
+        ] {
+            assert!(text.contains(process), "{process}missing");
+        }
         // Two instances do not clash: each has its own registry.
         let _other = Metrics::new();
     }
