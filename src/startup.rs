@@ -100,7 +100,8 @@ impl Application {
             .is_none()
             .then(|| SnapshotDir::new(&settings.snapshot.dir, settings.snapshot.keep));
         let start = match &snapshot_dir {
-            Some(dir) => restore(dir, &store, &topic, &metrics)?,
+            Some(dir) => snapshot::restore_and_report(dir, &store, &topic, &metrics)
+                .map_err(StartupError::Restore)?,
             None => Positions::new(),
         };
         let ingest = Ingest::start(
@@ -313,34 +314,6 @@ fn open_demo(
 #[cfg(not(feature = "dev"))]
 fn open_demo(_: &Settings, _: Option<KeySet>, _: &Shutdown) -> Result<Source, StartupError> {
     Err(StartupError::NoKafka)
-}
-
-/// Loads the newest valid snapshot into `store`; the positions to resume from.
-fn restore(
-    dir: &SnapshotDir,
-    store: &Store,
-    topic: &str,
-    metrics: &Metrics,
-) -> Result<Positions, StartupError> {
-    match dir.restore(store, topic).map_err(StartupError::Restore)? {
-        Some(r) => {
-            tracing::info!(
-                path = %r.path.display(),
-                bytes = r.bytes,
-                ms = r.duration.as_millis() as u64,
-                tasks = store.tasks_tracked(),
-                calls = store.calls_tracked(),
-                positions = ?r.header.positions,
-                "restored snapshot; resuming from its offsets"
-            );
-            metrics.snapshot_taken_at(r.header.created_ms);
-            Ok(r.header.positions)
-        }
-        None => {
-            tracing::info!(dir = %dir.path().display(), "no usable snapshot; reading the log from the beginning");
-            Ok(Positions::new())
-        }
-    }
 }
 
 fn ingest_config(settings: &Settings, brokers: String) -> IngestConfig {

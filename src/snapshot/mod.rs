@@ -246,6 +246,43 @@ impl Snapshotter {
     }
 }
 
+/// Loads the newest valid snapshot into `store`, with its log line and metrics; the positions
+/// to resume from (empty: read the log from the beginning).
+pub fn restore_and_report(
+    dir: &SnapshotDir,
+    store: &Store,
+    topic: &str,
+    metrics: &Metrics,
+) -> Result<Positions, SnapshotError> {
+    let Some(r) = dir.restore(store, topic)? else {
+        tracing::info!(dir = %dir.path().display(), "no usable snapshot; reading the log from the beginning");
+        return Ok(Positions::new());
+    };
+    log_done(
+        "restored snapshot; resuming from its offsets",
+        &r.path,
+        r.bytes,
+        r.duration,
+        store,
+        &r.header.positions,
+    );
+    metrics.snapshot_taken_at(r.header.created_ms);
+    Ok(r.header.positions)
+}
+
+/// The log line of a snapshot written or restored.
+fn log_done(what: &str, path: &Path, bytes: usize, took: Duration, store: &Store, at: &Positions) {
+    tracing::info!(
+        path = %path.display(),
+        bytes,
+        ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        tasks = store.tasks_tracked(),
+        calls = store.calls_tracked(),
+        positions = ?at,
+        "{what}"
+    );
+}
+
 /// One write, with its log line and metrics. A failure is logged and counted; the previous
 /// snapshot stays valid, so the caller decides whether it matters (the final one does).
 pub fn write_and_report(
@@ -258,13 +295,13 @@ pub fn write_and_report(
     match dir.write(store, positions, topic) {
         Ok(w) => {
             metrics.snapshot_written(w.bytes, w.duration.as_secs_f64(), now_ms());
-            tracing::info!(
-                path = %w.path.display(),
-                bytes = w.bytes,
-                ms = w.duration.as_millis() as u64,
-                tasks = store.tasks_tracked(),
-                calls = store.calls_tracked(),
-                "snapshot written"
+            log_done(
+                "snapshot written",
+                &w.path,
+                w.bytes,
+                w.duration,
+                store,
+                positions,
             );
             Ok(w)
         }
