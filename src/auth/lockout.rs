@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -51,9 +51,7 @@ impl Lockout {
         if self.policy.threshold == 0 {
             return false;
         }
-        let Ok(entries) = self.entries.lock() else {
-            return false;
-        };
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(&ip)
             .and_then(|e| e.locked_until)
@@ -70,9 +68,7 @@ impl Lockout {
         if p.threshold == 0 {
             return false;
         }
-        let Ok(mut entries) = self.entries.lock() else {
-            return false;
-        };
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if !entries.contains_key(&ip) && entries.len() >= p.max_tracked {
             entries.retain(|_, e| {
                 e.locked_until.is_some_and(|u| now < u)
@@ -111,7 +107,10 @@ impl Lockout {
     }
 
     pub fn tracked(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
