@@ -44,6 +44,7 @@ impl Demo {
     /// Starts the broker with `topic`, and the simulator producing to it for call center
     /// `cc_id`, until `shutdown` or until the demo is dropped.
     pub fn start(topic: &str, cc_id: u16, shutdown: &Shutdown) -> Result<Demo, EmbeddedError> {
+        let secret = random_secret()?;
         let kafka = EmbeddedKafka::start()?;
         kafka.create_topic(topic, PARTITIONS)?;
         let stop = shutdown.child();
@@ -72,7 +73,7 @@ impl Demo {
                 thread: Some(thread),
             },
             kafka,
-            secret: random_secret(),
+            secret,
             topic: topic.to_owned(),
             cc_id,
         })
@@ -118,11 +119,12 @@ impl Demo {
 }
 
 /// 32 random alphanumeric characters from the OS generator.
-fn random_secret() -> String {
-    use rand::{Rng, SeedableRng};
+fn random_secret() -> Result<String, EmbeddedError> {
+    use rand::{RngExt, SeedableRng};
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    (0..32)
+    let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)
+        .map_err(|e| EmbeddedError::Start(format!("no randomness for the demo secret: {e}")))?;
+    Ok((0..32)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+        .collect())
 }
