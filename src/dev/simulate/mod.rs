@@ -284,6 +284,12 @@ impl Simulator {
         }
     }
 
+    /// When the next event is due (ms since the Unix epoch), so a driver can wake exactly then
+    /// instead of emitting it late. `None` before the first step or when nothing is scheduled.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        self.queue.peek().map(|s| s.at)
+    }
+
     /// True once `max_calls` calls were started and all of them have ended (and every
     /// redelivery has happened). Never true without `max_calls`.
     pub fn is_done(&self) -> bool {

@@ -167,7 +167,9 @@ pub fn produce(
     opts: SimulateOptions,
     stop: &Shutdown,
 ) -> Result<SimulateReport, SimulateError> {
-    let producer = create_producer(brokers, extra, &[])?;
+    // linger.ms 0: hand each event to the broker at once, like the per-event sends of a call
+    // platform; librdkafka's default 5 ms batching would show up as event-to-visible delay.
+    let producer = create_producer(brokers, extra, &[("linger.ms", "0")])?;
     let mut sim = Simulator::new(opts);
     let mut batch = Vec::new();
     let mut report = SimulateReport::default();
@@ -196,7 +198,13 @@ pub fn produce(
         if sim.is_done() {
             break;
         }
-        producer.poll(Duration::from_millis(50));
+        // Wake when the next event is due (at most 50 ms later, to serve delivery reports and
+        // the stop signal): an event sent late would carry an old `ts`, and the demo's
+        // event-to-visible delay would show the simulator's sleep instead of the service's.
+        let due = sim
+            .next_due_ms()
+            .map_or(50, |at| (at - wall_clock_ms()).clamp(0, 50));
+        producer.poll(Duration::from_millis(u64::try_from(due).unwrap_or(0)));
         if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = Instant::now();
             let ctx = producer.context();
