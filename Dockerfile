@@ -101,7 +101,7 @@ EXPOSE 8080 9090
 # Liveness of the process, through the admin listener (its port taken from REALSTAT_ADMIN_LISTEN,
 # default 9090). The image has no curl: bash's /dev/tcp sends the request and the status line
 # must say 200. (Kubernetes ignores HEALTHCHECK and uses the probes in
-# deploy/kubernetes/deployment.yaml.)
+# deploy/kubernetes/base/deployment.yaml.)
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["bash", "-c", "a=${REALSTAT_ADMIN_LISTEN:-0.0.0.0:9090}; exec 3<>/dev/tcp/127.0.0.1/${a##*:} && printf 'GET /health/live HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3 && timeout 3 head -n1 <&3 | grep -q ' 200 '"]
 

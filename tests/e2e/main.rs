@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod broker;
 mod oracle;
 mod process;
 mod restart;

@@ -24,15 +24,19 @@ pub fn unique_topic(prefix: &str) -> String {
     )
 }
 
-fn admin() -> AdminClient<DefaultClientContext> {
+fn admin(brokers: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client")
 }
 
 pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin = admin();
+    create_topic_on(&brokers(), topic, partitions).await;
+}
+
+pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
+    let admin = admin(brokers);
     let results = admin
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -45,7 +49,7 @@ pub async fn create_topic(topic: &str, partitions: i32) {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
