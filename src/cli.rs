@@ -61,11 +61,19 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// Address of /metrics, /health/live and /health/ready [default: 0.0.0.0:9090].
-    #[arg(id = "admin_listen", long, env = "REALSTAT_ADMIN_LISTEN")]
+    #[arg(
+        id = "admin_listen",
+        long = "admin-listen",
+        env = "REALSTAT_ADMIN_LISTEN"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<String>,
     /// Call center of requests and events without ccId [default: 1].
-    #[arg(id = "default_cc_id", long, env = "REALSTAT_DEFAULT_CC_ID")]
+    #[arg(
+        id = "default_cc_id",
+        long = "default-cc-id",
+        env = "REALSTAT_DEFAULT_CC_ID"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_cc_id: Option<u16>,
     /// IANA time zone that decides what "today" is [default: Asia/Shanghai].
@@ -73,25 +81,34 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Days of calls kept, today included [default: 2].
-    #[arg(id = "retention_days", long, env = "REALSTAT_RETENTION_DAYS")]
+    #[arg(
+        id = "retention_days",
+        long = "retention-days",
+        env = "REALSTAT_RETENTION_DAYS"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u16>,
     /// A call without news for this long (event time) leaves waitCount/execCount [default: 24h].
-    #[arg(id = "stale_call_timeout", long, env = "REALSTAT_STALE_CALL_TIMEOUT", value_parser = parse_duration)]
+    #[arg(id = "stale_call_timeout", long = "stale-call-timeout", env = "REALSTAT_STALE_CALL_TIMEOUT", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub stale_call_timeout: Option<Duration>,
     /// Events stamped further ahead of the wall clock are refused [default: 15m].
-    #[arg(id = "max_future_skew", long, env = "REALSTAT_MAX_FUTURE_SKEW", value_parser = parse_duration)]
+    #[arg(id = "max_future_skew", long = "max-future-skew", env = "REALSTAT_MAX_FUTURE_SKEW", value_parser = parse_duration)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "opt_duration::serialize"
     )]
     pub max_future_skew: Option<Duration>,
     /// Log format [default: text].
-    #[arg(id = "log_format", long, env = "REALSTAT_LOG_FORMAT", value_enum)]
+    #[arg(
+        id = "log_format",
+        long = "log-format",
+        env = "REALSTAT_LOG_FORMAT",
+        value_enum
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// HTTP worker threads [default: one per core].

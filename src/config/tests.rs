@@ -59,7 +59,12 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
         if id == "config" {
             continue;
         }
-        assert!(arg.get_long().is_some(), "{id} has no flag");
+        let long = arg.get_long().unwrap_or_else(|| panic!("{id} has no flag"));
+        // Flags are kebab-case, as documented (README): `--admin-listen`, not `--admin_listen`.
+        assert!(
+            !long.contains('_') && long.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "{id}: flag --{long} is not kebab-case"
+        );
         let env = arg.get_env().map(|e| e.to_string_lossy().to_string());
         assert!(
             env.as_deref().is_some_and(|e| e.starts_with("REALSTAT_")),
