@@ -427,13 +427,13 @@ pub fn sign(args: SignArgs) -> std::process::ExitCode {
             body: body.as_bytes(),
         },
     );
-    println!("{authorization}");
-    eprintln!(
+    crate::telemetry::out(authorization);
+    crate::telemetry::err(format_args!(
         "# signed for Host {host} and exactly this body; for example:\n\
          # curl -X POST http://{host}{path} -H 'Content-Type: application/json;charset=UTF-8' \
          -H \"Authorization: $(realstat sign ...)\" -d '{body}'",
         host = args.host,
         path = crate::api::PATH,
-    );
+    ));
     std::process::ExitCode::SUCCESS
 }

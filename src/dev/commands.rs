@@ -52,11 +52,11 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
         Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| response.text()),
         Err(_) => response.text(),
     };
-    println!("{text}");
+    crate::telemetry::out(text);
     Ok(if response.status == 200 {
         ExitCode::SUCCESS
     } else {
-        eprintln!("HTTP {}", response.status);
+        crate::telemetry::err(format_args!("HTTP {}", response.status));
         ExitCode::FAILURE
     })
 }
@@ -96,6 +96,6 @@ pub fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
         &stop,
     )
     .map_err(|e| e.to_string())?;
-    eprintln!("{report:?}");
+    crate::telemetry::err(format_args!("{report:?}"));
     Ok(ExitCode::SUCCESS)
 }
