@@ -226,7 +226,7 @@ impl Application {
         let mut admin_task = tokio::spawn(self.admin_server);
 
         let reason = tokio::select! {
-            r = terminate_signal() => r,
+            r = crate::shutdown::terminate_signal() => r,
             _ = shutdown.wait() => "shutdown requested",
             _ = &mut api_task => "API server ended",
             _ = &mut admin_task => "admin server ended",
@@ -377,27 +377,5 @@ fn api_state(
         })),
         trusted_proxies: auth.trusted_proxies.clone().into(),
         limits: settings.http_limits(),
-    }
-}
-
-async fn terminate_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
     }
 }

@@ -291,6 +291,25 @@ fn a_closed_log_pipe_does_not_stop_the_simulator() {
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
+/// `docker stop` sends SIGTERM: the simulator flushes and exits 0 rather than being killed.
+#[test]
+fn the_simulator_stops_cleanly_on_sigterm() {
+    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+    kafka.create_topic("events", 1).expect("topic");
+    let child = Command::new(BIN)
+        .args(["simulate", "--kafka-brokers", kafka.bootstrap_servers()])
+        .args(["--topic", "events"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulator starts");
+    let mut child = KillOnDrop(child);
+    assert!(wait_exit(&mut child.0, Duration::from_secs(1)).is_none());
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
 /// Text logs written to a file (or a pipe) carry no ANSI colour codes.
 #[test]
 fn text_logs_off_a_terminal_have_no_colour_codes() {

@@ -82,9 +82,7 @@ pub fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
             .enable_all()
             .build()
         {
-            rt.block_on(async {
-                let _ = tokio::signal::ctrl_c().await;
-            });
+            rt.block_on(crate::shutdown::terminate_signal());
             on_signal.trigger();
         }
     });
