@@ -343,3 +343,73 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
         "colour codes in a log file:\n{logs}"
     );
 }
+
+/// SIGTERM when the final snapshot cannot be written: exit status 1 and the reason on stderr, so
+/// an orchestrator (and the person reading its events) knows the next start replays more.
+#[test]
+fn sigterm_exits_1_when_the_final_snapshot_fails() {
+    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+    kafka.create_topic("events", 1).expect("topic");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[key]]\nak = \"globalaktest\"\nsk = \"testSecretKey123\"\nvdns = \"*\"\n",
+    )
+    .expect("keys file");
+    let snapshots = dir.path().join("data");
+    let log_path = dir.path().join("stderr.log");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", &admin])
+        .args([
+            "--kafka-brokers",
+            kafka.bootstrap_servers(),
+            "--topic",
+            "events",
+        ])
+        .arg("--keys-file")
+        .arg(&keys)
+        .arg("--snapshot-dir")
+        .arg(&snapshots)
+        .args(["--snapshot-interval", "1h"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("service starts");
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = realstat::dev::client::request(
+            &admin,
+            "GET",
+            "/health/ready",
+            &[],
+            b"",
+            Duration::from_secs(2),
+        );
+        if ready.is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The snapshot directory becomes a regular file: no snapshot can be written there.
+    let _ = std::fs::remove_dir_all(&snapshots);
+    std::fs::write(&snapshots, b"not a directory").expect("file in its place");
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert_eq!(status.code(), Some(1), "{status}\n{logs}");
+    let last = logs.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("realstat: the final snapshot was not written"),
+        "last stderr line: {last}\n{logs}"
+    );
+    assert!(last.contains(&snapshots.display().to_string()), "{last}");
+}
