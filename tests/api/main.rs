@@ -6,6 +6,7 @@ mod support;
 
 mod attacks;
 mod dead_letters;
+mod drain;
 mod errors;
 mod health;
 mod keys;
