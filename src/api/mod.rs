@@ -141,13 +141,15 @@ async fn handle(
     if header_bytes > state.limits.max_header_bytes {
         return Err(ApiError::headers_too_large());
     }
-    let forwarded = req
+    // Every line, in order: together they are one list (see `client_ip`).
+    let forwarded: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
     let client = auth::client_ip(
         req.peer_addr().map(|a| a.ip()),
-        forwarded,
+        &forwarded,
         &state.trusted_proxies,
     );
     if client.is_some_and(|ip| state.lockout.is_locked(ip)) {

@@ -318,3 +318,54 @@ async fn repeated_failures_lock_the_address_then_the_lock_expires() {
     );
     app.stop().await;
 }
+
+/// A balancer that adds its own `X-Forwarded-For` line below the client's: every line counts,
+/// read as one list from the right, so a forged first line neither hides the client from the
+/// lockout nor locks out someone else.
+#[actix_web::test]
+async fn a_forged_forwarded_for_line_neither_evades_nor_causes_a_lockout() {
+    let kafka = MockKafka::start("events", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
+    settings.auth.lockout_threshold = 3;
+    settings.auth.lockout_duration = Duration::from_secs(300);
+    settings.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    let app = spawn_app(settings, dir).await;
+    app.wait_ready(Duration::from_secs(20)).await;
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    // `lines`: the X-Forwarded-For lines as they arrive, the client's (forged) one first.
+    let send = |lines: Vec<String>, sk: &'static str| {
+        let api = app.api.clone();
+        async move {
+            let auth = authorization(AK, sk, &api, body, &now_timestamp());
+            let mut headers = vec![
+                ("Host", api.as_str()),
+                ("Content-Type", "application/json;charset=UTF-8"),
+                ("Authorization", auth.as_str()),
+            ];
+            headers.extend(lines.iter().map(|l| ("X-Forwarded-For", l.as_str())));
+            post(&api, &headers, body).await
+        }
+    };
+    let via_nslb = |forged: &str, real: &str| vec![forged.to_owned(), real.to_owned()];
+
+    // Evasion: a new forged address on every attempt; the balancer's line names the client.
+    for i in 1..=3 {
+        let forged = format!("203.0.113.{i}");
+        let r = send(via_nslb(&forged, "198.51.100.9"), "wrong").await;
+        assert_code(&r, 401, "0100001");
+    }
+    let r = send(via_nslb("203.0.113.4", "198.51.100.9"), SK).await;
+    assert_code(&r, 403, "0100001");
+
+    // Framing: another client forges the victim's address in its first line.
+    for _ in 0..3 {
+        let r = send(via_nslb("198.51.100.50", "198.51.100.10"), "wrong").await;
+        assert_code(&r, 401, "0100001");
+    }
+    let victim = send(vec!["198.51.100.50".to_owned()], SK).await;
+    assert_code(&victim, 200, "0100000");
+    let attacker = send(vec!["198.51.100.10".to_owned()], SK).await;
+    assert_code(&attacker, 403, "0100001");
+    app.stop().await;
+}
