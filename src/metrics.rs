@@ -36,6 +36,11 @@ pub struct Metrics {
     pub snapshot_size: IntGauge,
     pub snapshot_failures: IntCounter,
     pub dead_letter_failures: IntCounter,
+    /// Keys file reloads, by `result` (`ok`, `rejected`): use [`Metrics::keys_reloaded`] and
+    /// [`Metrics::keys_rejected`].
+    pub keys_reloads: IntCounterVec,
+    /// Access keys in force: [`Metrics::keys_in_force`].
+    pub keys_loaded: IntGauge,
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     pub snapshot_last_ms: std::sync::atomic::AtomicI64,
@@ -89,6 +94,10 @@ impl AuthRefusal {
         }
     }
 }
+
+/// The `result` values of `realstat_keys_reloads_total`.
+const KEYS_OK: &str = "ok";
+const KEYS_REJECTED: &str = "rejected";
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
@@ -258,6 +267,13 @@ impl Metrics {
                 "realstat_dead_letter_failures_total",
                 "Rejected events that could not be queued to the dead-letter topic.",
             ),
+            keys_reloads: counter_vec(
+                &r,
+                "realstat_keys_reloads_total",
+                "Keys file reloads (file changed or SIGHUP), by result (ok, rejected).",
+                &["result"],
+            ),
+            keys_loaded: gauge(&r, "realstat_keys_loaded", "Access keys in force."),
             snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
@@ -288,7 +304,27 @@ impl Metrics {
         for effect in ["changed", "unchanged"] {
             m.events_applied.with_label_values(&[effect]);
         }
+        for result in [KEYS_OK, KEYS_REJECTED] {
+            m.keys_reloads.with_label_values(&[result]);
+        }
         m
+    }
+
+    /// The keys in force now: at start and after every reload.
+    pub fn keys_in_force(&self, count: usize) {
+        self.keys_loaded
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// A reload swapped in a new key set of `count` keys.
+    pub fn keys_reloaded(&self, count: usize) {
+        self.keys_reloads.with_label_values(&[KEYS_OK]).inc();
+        self.keys_in_force(count);
+    }
+
+    /// A reload was refused (unreadable or invalid file); the previous keys stay in force.
+    pub fn keys_rejected(&self) {
+        self.keys_reloads.with_label_values(&[KEYS_REJECTED]).inc();
     }
 
     pub fn consumer_error(&self, kind: ConsumerError) {
@@ -419,8 +455,24 @@ mod tests {
         let text = m.render();
         assert!(text.contains("realstat_events_rejected_total{reason=\"not_json\"} 1"));
         assert!(text.contains("realstat_build_info{"));
+        assert!(text.contains("realstat_keys_reloads_total{result=\"ok\"} 0"));
+        assert!(text.contains("realstat_keys_reloads_total{result=\"rejected\"} 0"));
+        assert!(text.contains("realstat_keys_loaded 0"));
         // Two instances do not clash: each has its own registry.
         let _other = Metrics::new();
+    }
+
+    #[test]
+    fn key_reloads_and_the_keys_in_force() {
+        let m = Metrics::new();
+        m.keys_in_force(3);
+        m.keys_rejected();
+        m.keys_reloaded(2);
+        m.keys_reloaded(5);
+        let text = m.render();
+        assert!(text.contains("realstat_keys_reloads_total{result=\"ok\"} 2"));
+        assert!(text.contains("realstat_keys_reloads_total{result=\"rejected\"} 1"));
+        assert!(text.contains("realstat_keys_loaded 5"));
     }
 
     #[test]

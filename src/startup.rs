@@ -120,6 +120,7 @@ impl Application {
             .transpose()?;
 
         let keys = Keys::new(source.keys);
+        metrics.keys_in_force(keys.len());
         let api_listener = server::bind("API listener", &settings.listen)?;
         let admin_listener = server::bind("admin listener", &settings.admin_listen)?;
         let (api_port, admin_port) = (
@@ -214,7 +215,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let shutdown = self.shutdown.clone();
         let reloader = self.keys_file.clone().map(|(path, poll)| {
-            crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone())
+            let metrics = self.metrics.clone();
+            crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone(), metrics)
         });
         let (api_handle, admin_handle) = (self.api_server.handle(), self.admin_server.handle());
         let mut api_task = tokio::spawn(self.api_server);

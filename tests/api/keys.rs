@@ -8,6 +8,8 @@ use crate::support::*;
 
 const BODY: &str = r#"{"vdn":92,"taskId":"1"}"#;
 const NEW_SK: &str = "rotated-Secret-2";
+const OK: &str = r#"realstat_keys_reloads_total{result="ok"}"#;
+const REJECTED: &str = r#"realstat_keys_reloads_total{result="rejected"}"#;
 
 async fn status_with(app: &TestApp, sk: &str) -> (u16, String) {
     let r = signed_post(&app.api, AK, sk, BODY).await;
@@ -22,6 +24,10 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     app.wait_ready(Duration::from_secs(20)).await;
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
     assert_eq!(status_with(&app, NEW_SK).await.0, 401);
+    let m = app.metrics().await;
+    assert_eq!(metric(&m, "realstat_keys_loaded"), Some(2.0), "{m}");
+    assert_eq!(metric(&m, OK), Some(0.0), "{m}");
+    assert_eq!(metric(&m, REJECTED), Some(0.0), "{m}");
 
     // Background traffic during the rotation: every request must get an HTTP answer.
     let stop = Arc::new(AtomicBool::new(false));
@@ -58,8 +64,16 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     // A broken file: the old keys stay.
     let keys_path = app.dir.path().join("keys.toml");
     std::fs::write(&keys_path, "[[key]]\nak = \"globalaktest\"\n").expect("broken file");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app.metrics().await, REJECTED) < Some(1.0) {
+        assert!(Instant::now() < deadline, "broken file not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
+    assert_eq!(
+        metric(&app.metrics().await, "realstat_keys_loaded"),
+        Some(2.0)
+    );
 
     // The new secret replaces the old one.
     std::fs::write(
@@ -74,6 +88,14 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     }
     assert_eq!(status_with(&app, SK).await, (401, "0100001".into()));
     assert_eq!(status_with(&app, SCOPED_SK).await.0, 401);
+    // Counted just after the swap.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app.metrics().await, OK) < Some(1.0) {
+        assert!(Instant::now() < deadline, "reload not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = app.metrics().await;
+    assert_eq!(metric(&m, "realstat_keys_loaded"), Some(1.0), "{m}");
 
     stop.store(true, Ordering::Relaxed);
     let failures = traffic.join().expect("traffic thread");
