@@ -8,6 +8,7 @@ mod attacks;
 mod dead_letters;
 mod drain;
 mod errors;
+mod fold_metrics;
 mod health;
 mod keys;
 mod outage;
