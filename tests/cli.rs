@@ -6,6 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)] // the raw client of tests/support, of which this file needs one call
+#[path = "support/http.rs"]
+mod http;
+
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
 
 fn free_port() -> u16 {
@@ -155,7 +159,7 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
     let header = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(header.starts_with("auth-v2/demo-ak/"), "{header}");
     let body = r#"{"vdn":92,"taskId":"1122104910"}"#;
-    let r = realstat::dev::client::request(
+    let r = http::request(
         &api,
         "POST",
         realstat::api::PATH,
@@ -380,7 +384,7 @@ fn sigterm_exits_1_when_the_final_snapshot_fails() {
     let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = realstat::dev::client::request(
+        let ready = http::request(
             &admin,
             "GET",
             "/health/ready",

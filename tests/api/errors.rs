@@ -12,7 +12,7 @@ async fn ready_app() -> (TestApp, MockKafka) {
     (app, kafka)
 }
 
-fn assert_code(r: &realstat::dev::client::Response, status: u16, code: &str) -> String {
+fn assert_code(r: &crate::support::http::Response, status: u16, code: &str) -> String {
     assert_eq!(r.status, status, "body: {}", r.text());
     let (got, desc) = result(r);
     assert_eq!(got, code, "body: {}", r.text());
@@ -55,7 +55,7 @@ async fn post_signed_over_host_only(
     app: &TestApp,
     content_type: &str,
     body: &str,
-) -> realstat::dev::client::Response {
+) -> crate::support::http::Response {
     let auth = realstat::auth::c2::sign(
         AK,
         SK.as_bytes(),
@@ -259,7 +259,7 @@ async fn methods_other_than_post_are_405_with_allow() {
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
         let api = app.api.clone();
         let r = tokio::task::spawn_blocking(move || {
-            realstat::dev::client::request(&api, method, PATH, &[], b"", Duration::from_secs(5))
+            crate::support::http::request(&api, method, PATH, &[], b"", Duration::from_secs(5))
         })
         .await
         .expect("join")

@@ -38,7 +38,7 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let auth = authorization(AK, SK, &api, BODY, &now_timestamp());
-                match realstat::dev::client::request(
+                match crate::support::http::request(
                     &api,
                     "POST",
                     PATH,
