@@ -99,6 +99,21 @@ impl AuthRefusal {
 const KEYS_OK: &str = "ok";
 const KEYS_REJECTED: &str = "rejected";
 
+/// `realstat_keys_reloads_total` (both series created at zero) and `realstat_keys_loaded`.
+fn keys_metrics(registry: &Registry) -> (IntCounterVec, IntGauge) {
+    let reloads = counter_vec(
+        registry,
+        "realstat_keys_reloads_total",
+        "Keys file reloads (file changed or SIGHUP), by result (ok, rejected).",
+        &["result"],
+    );
+    for result in [KEYS_OK, KEYS_REJECTED] {
+        reloads.with_label_values(&[result]);
+    }
+    let loaded = gauge(registry, "realstat_keys_loaded", "Access keys in force.");
+    (reloads, loaded)
+}
+
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
     registry
@@ -148,6 +163,7 @@ impl Metrics {
         let latency = vec![
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ];
+        let (keys_reloads, keys_loaded) = keys_metrics(&r);
         let m = Metrics {
             events_consumed: counter(
                 &r,
@@ -267,13 +283,8 @@ impl Metrics {
                 "realstat_dead_letter_failures_total",
                 "Rejected events that could not be queued to the dead-letter topic.",
             ),
-            keys_reloads: counter_vec(
-                &r,
-                "realstat_keys_reloads_total",
-                "Keys file reloads (file changed or SIGHUP), by result (ok, rejected).",
-                &["result"],
-            ),
-            keys_loaded: gauge(&r, "realstat_keys_loaded", "Access keys in force."),
+            keys_reloads,
+            keys_loaded,
             snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
@@ -303,9 +314,6 @@ impl Metrics {
         }
         for effect in ["changed", "unchanged"] {
             m.events_applied.with_label_values(&[effect]);
-        }
-        for result in [KEYS_OK, KEYS_REJECTED] {
-            m.keys_reloads.with_label_values(&[result]);
         }
         m
     }

@@ -115,6 +115,15 @@ fn client(addr: String, request: Vec<u8>, depth: usize, counters: Arc<Counters>)
     }
 }
 
+/// An idle keep-alive connection: answered once, then silent.
+fn idle_connection(addr: &str, request: &[u8]) -> TcpStream {
+    let mut idle = TcpStream::connect(addr).expect("connect");
+    idle.write_all(request).expect("idle request");
+    let answer = read_answer(&mut idle, &mut Vec::new()).expect("idle answer");
+    assert_eq!(answer, Some(false), "a keep-alive answer");
+    idle
+}
+
 #[actix_web::test]
 async fn shutdown_answers_every_request_already_sent_on_keep_alive_connections() {
     let kafka = MockKafka::start("events", 1);
@@ -146,12 +155,7 @@ async fn shutdown_answers_every_request_already_sent_on_keep_alive_connections()
         assert!(Instant::now() < deadline, "clients make no progress");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // An idle keep-alive connection: answered once, then silent.
-    let mut idle = TcpStream::connect(&app.api).expect("connect");
-    idle.write_all(&request).expect("idle request");
-    let mut idle_buf = Vec::new();
-    let idle_answer = read_answer(&mut idle, &mut idle_buf).expect("idle answer");
-    assert_eq!(idle_answer, Some(false), "a keep-alive answer");
+    let mut idle = idle_connection(&app.api, &request);
 
     // Signal while requests are on their way (they are, nearly always: clients only pause to
     // parse an answer).

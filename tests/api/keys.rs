@@ -16,6 +16,15 @@ async fn status_with(app: &TestApp, sk: &str) -> (u16, String) {
     (r.status, result(&r).0)
 }
 
+/// Waits until `series` reaches `at_least`.
+async fn wait_metric(app: &TestApp, series: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app.metrics().await, series) < Some(at_least) {
+        assert!(Instant::now() < deadline, "{series} below {at_least}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[actix_web::test]
 async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     let kafka = MockKafka::start("events", 1);
@@ -64,11 +73,7 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     // A broken file: the old keys stay.
     let keys_path = app.dir.path().join("keys.toml");
     std::fs::write(&keys_path, "[[key]]\nak = \"globalaktest\"\n").expect("broken file");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&app.metrics().await, REJECTED) < Some(1.0) {
-        assert!(Instant::now() < deadline, "broken file not counted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_metric(&app, REJECTED, 1.0).await;
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
     assert_eq!(
         metric(&app.metrics().await, "realstat_keys_loaded"),
@@ -89,11 +94,7 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     assert_eq!(status_with(&app, SK).await, (401, "0100001".into()));
     assert_eq!(status_with(&app, SCOPED_SK).await.0, 401);
     // Counted just after the swap.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&app.metrics().await, OK) < Some(1.0) {
-        assert!(Instant::now() < deadline, "reload not counted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_metric(&app, OK, 1.0).await;
     let m = app.metrics().await;
     assert_eq!(metric(&m, "realstat_keys_loaded"), Some(1.0), "{m}");
 
