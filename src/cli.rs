@@ -393,9 +393,16 @@ pub struct RequestArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct QueryArgs {
-    /// Base URL of the service (or of the balancer in front of it).
+    /// Base URL of the service (or of the balancer or gateway in front of it): http:// or
+    /// https://, optionally with a base path; the API path is appended.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// PEM file of the CA certificates to trust for https:// instead of the public roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the server's certificate (https://). For tests only.
+    #[arg(long, conflicts_with = "ca_cert")]
+    pub insecure: bool,
     #[command(flatten)]
     pub request: RequestArgs,
 }
@@ -479,13 +486,13 @@ pub fn sign(args: SignArgs) -> std::process::ExitCode {
             body: body.as_bytes(),
         },
     );
-    println!("{authorization}");
-    eprintln!(
+    crate::telemetry::out(authorization);
+    crate::telemetry::err(format_args!(
         "# signed for Host {host} and exactly this body; for example:\n\
          # curl -X POST http://{host}{path} -H 'Content-Type: application/json;charset=UTF-8' \
          -H \"Authorization: $(realstat sign ...)\" -d '{body}'",
         host = args.host,
         path = crate::api::PATH,
-    );
+    ));
     std::process::ExitCode::SUCCESS
 }

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
     };
     result.unwrap_or_else(|e| {
-        eprintln!("realstat: {}", chain(e.as_ref()));
+        telemetry::err(format_args!("realstat: {}", chain(e.as_ref())));
         ExitCode::FAILURE
     })
 }
@@ -60,9 +60,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn Error>> {
             // The banner is for the person at the terminal; it holds the demo's one-off secret,
             // so it goes to stdout, never through the log pipeline. A closed stdout (a detached
             // terminal, a pipe whose reader left) must not stop the service.
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{banner}").and_then(|_| out.flush());
+            telemetry::out(banner);
         }
         app.run_until_stopped().await
     })?;

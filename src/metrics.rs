@@ -38,6 +38,11 @@ pub struct Metrics {
     pub snapshot_size: IntGauge,
     pub snapshot_failures: IntCounter,
     pub dead_letter_failures: IntCounter,
+    /// Keys file reloads, by `result` (`ok`, `rejected`): use [`Metrics::keys_reloaded`] and
+    /// [`Metrics::keys_rejected`].
+    pub keys_reloads: IntCounterVec,
+    /// Access keys in force: [`Metrics::keys_in_force`].
+    pub keys_loaded: IntGauge,
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     pub snapshot_last_ms: std::sync::atomic::AtomicI64,
@@ -92,6 +97,25 @@ impl AuthRefusal {
     }
 }
 
+/// The `result` values of `realstat_keys_reloads_total`.
+const KEYS_OK: &str = "ok";
+const KEYS_REJECTED: &str = "rejected";
+
+/// `realstat_keys_reloads_total` (both series created at zero) and `realstat_keys_loaded`.
+fn keys_metrics(registry: &Registry) -> (IntCounterVec, IntGauge) {
+    let reloads = counter_vec(
+        registry,
+        "realstat_keys_reloads_total",
+        "Keys file reloads (file changed or SIGHUP), by result (ok, rejected).",
+        &["result"],
+    );
+    for result in [KEYS_OK, KEYS_REJECTED] {
+        reloads.with_label_values(&[result]);
+    }
+    let loaded = gauge(registry, "realstat_keys_loaded", "Access keys in force.");
+    (reloads, loaded)
+}
+
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
     registry
@@ -141,6 +165,7 @@ impl Metrics {
         let latency = vec![
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ];
+        let (keys_reloads, keys_loaded) = keys_metrics(&r);
         let m = Metrics {
             events_consumed: counter(
                 &r,
@@ -265,6 +290,8 @@ impl Metrics {
                 "realstat_dead_letter_failures_total",
                 "Rejected events that could not be queued to the dead-letter topic.",
             ),
+            keys_reloads,
+            keys_loaded,
             snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
@@ -304,6 +331,23 @@ impl Metrics {
             m.events_applied.with_label_values(&[effect]);
         }
         m
+    }
+
+    /// The keys in force now: at start and after every reload.
+    pub fn keys_in_force(&self, count: usize) {
+        self.keys_loaded
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// A reload swapped in a new key set of `count` keys.
+    pub fn keys_reloaded(&self, count: usize) {
+        self.keys_reloads.with_label_values(&[KEYS_OK]).inc();
+        self.keys_in_force(count);
+    }
+
+    /// A reload was refused (unreadable or invalid file); the previous keys stay in force.
+    pub fn keys_rejected(&self) {
+        self.keys_reloads.with_label_values(&[KEYS_REJECTED]).inc();
     }
 
     pub fn consumer_error(&self, kind: ConsumerError) {
@@ -444,8 +488,24 @@ mod tests {
         ] {
             assert!(text.contains(process), "{process}missing");
         }
+        assert!(text.contains("realstat_keys_reloads_total{result=\"ok\"} 0"));
+        assert!(text.contains("realstat_keys_reloads_total{result=\"rejected\"} 0"));
+        assert!(text.contains("realstat_keys_loaded 0"));
         // Two instances do not clash: each has its own registry.
         let _other = Metrics::new();
+    }
+
+    #[test]
+    fn key_reloads_and_the_keys_in_force() {
+        let m = Metrics::new();
+        m.keys_in_force(3);
+        m.keys_rejected();
+        m.keys_reloaded(2);
+        m.keys_reloaded(5);
+        let text = m.render();
+        assert!(text.contains("realstat_keys_reloads_total{result=\"ok\"} 2"));
+        assert!(text.contains("realstat_keys_reloads_total{result=\"rejected\"} 1"));
+        assert!(text.contains("realstat_keys_loaded 5"));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! `admin`; this module only binds, configures and runs actix-web servers for them.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Extensions, Server, ServerHandle, Service};
+use actix_web::http::ConnectionType;
 use actix_web::{web, App, HttpServer};
 
 use crate::admin::{self, AdminState};
@@ -31,8 +34,91 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// How long requests already received get to finish when the servers stop.
+/// How long a stopping listener has, in all, for the requests its clients already sent: the
+/// drain window, then the wait for the answers still being produced.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a stopping listener keeps serving its open connections, every answer carrying
+/// `Connection: close`, before it closes the ones that stayed idle. A client that is sending gets
+/// its answer and the word to go within one round trip; the window ends early once every
+/// connection is closed.
+pub const DRAIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// The drain state of one listener: whether it is stopping, and how many connections it has
+/// open. Cheap to clone; the clones share the state.
+///
+/// Why not just `ServerHandle::stop(true)`: actix then marks every connection as draining at
+/// once, and a connection that has no request in progress at that moment is closed without
+/// reading what is already in its buffer. A keep-alive client that sent a request a moment
+/// before (or pipelined several behind the one in progress) gets no answer at all. So the stop
+/// is done in two steps, see [`drain_and_stop`].
+#[derive(Debug, Clone, Default)]
+pub struct Drain {
+    state: Arc<DrainState>,
+}
+
+#[derive(Debug, Default)]
+struct DrainState {
+    draining: AtomicBool,
+    open: AtomicUsize,
+}
+
+/// Lives in a connection's extensions, so it is dropped with the connection.
+struct OpenConnection(Arc<DrainState>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drain {
+    pub fn is_draining(&self) -> bool {
+        self.state.draining.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not closed yet.
+    pub fn open_connections(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
+    }
+
+    /// For `HttpServer::on_connect`: counts the connection until it is dropped.
+    fn connected(&self, extensions: &mut Extensions) {
+        self.state.open.fetch_add(1, Ordering::SeqCst);
+        extensions.insert(OpenConnection(self.state.clone()));
+    }
+}
+
+/// Stops a listener without leaving a request its clients already sent unanswered:
+/// 1. from now on every answer carries `Connection: close`, and no new connection is accepted
+///    (connections still in the kernel's backlog are reset when the listener closes);
+/// 2. for up to [`DRAIN_WINDOW`], or until every connection is closed, open connections are
+///    served as usual: each request already sent, pipelined ones included, is answered and its
+///    client told to go;
+/// 3. then actix stops: connections still idle are closed, answers in progress get the rest of
+///    [`SHUTDOWN_GRACE`].
+pub async fn drain_and_stop(handle: ServerHandle, drain: &Drain, what: &'static str) {
+    drain.state.draining.store(true, Ordering::SeqCst);
+    handle.pause().await;
+    tracing::info!(
+        listener = what,
+        connections = drain.open_connections(),
+        "draining"
+    );
+    let deadline = tokio::time::Instant::now() + DRAIN_WINDOW;
+    while drain.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let idle = drain.open_connections();
+    if idle > 0 {
+        tracing::info!(
+            listener = what,
+            connections = idle,
+            "closing idle connections"
+        );
+    }
+    handle.stop(true).await;
+}
 
 /// Binds `addr` now, so that a caller asking for port 0 can read the port back before serving.
 pub fn bind(what: &'static str, addr: &str) -> Result<TcpListener, ServerError> {
@@ -47,23 +133,36 @@ pub fn local_port(listener: &TcpListener) -> u16 {
     listener.local_addr().map(|a| a.port()).unwrap_or(0)
 }
 
-/// The realstatistic API on `listener`. Signals are ours to handle (see `startup`), not actix's.
+/// The realstatistic API on `listener`. Signals are ours to handle (see `startup`), not actix's;
+/// stop it with [`drain_and_stop`] and the same `drain`.
 pub fn api(
     listener: TcpListener,
     state: ApiState,
     workers: Option<usize>,
     tls: Option<&TlsSettings>,
+    drain: &Drain,
 ) -> Result<Server, ServerError> {
     let limits = state.limits;
     let state = web::Data::new(state);
-    let mut server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-            .disable_signals()
-            .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-            .client_request_timeout(limits.request_head_timeout)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .keep_alive(limits.keep_alive)
-            .max_connections(limits.max_connections);
+    let (app_drain, conn_drain) = (drain.clone(), drain.clone());
+    let mut server = HttpServer::new(move || {
+        let drain = app_drain.clone();
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(move |req, srv| {
+                let answer = srv.call(req);
+                let drain = drain.clone();
+                async move { answer.await.map(|res| close_when_draining(res, &drain)) }
+            })
+            .configure(api::configure)
+    })
+    .on_connect(move |_, extensions| conn_drain.connected(extensions))
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.saturating_sub(DRAIN_WINDOW).as_secs())
+    .client_request_timeout(limits.request_head_timeout)
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(limits.keep_alive)
+    .max_connections(limits.max_connections);
     if let Some(w) = workers {
         server = server.workers(w);
     }
@@ -83,15 +182,40 @@ pub fn api(
     Ok(server.run())
 }
 
+/// Tells the client to close the connection after this answer when the listener is stopping.
+fn close_when_draining<B>(
+    mut res: actix_web::dev::ServiceResponse<B>,
+    drain: &Drain,
+) -> actix_web::dev::ServiceResponse<B> {
+    if drain.is_draining() {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    res
+}
+
 /// `/metrics`, `/health/*` and `/openapi.yaml` on `listener`, one worker: scrapes and probes are
-/// a few requests a second.
-pub fn admin(listener: TcpListener, state: AdminState) -> Result<Server, ServerError> {
+/// a few requests a second. Stopped like the API, with its own `drain`.
+pub fn admin(
+    listener: TcpListener,
+    state: AdminState,
+    drain: &Drain,
+) -> Result<Server, ServerError> {
     let state = web::Data::new(state);
+    let (app_drain, conn_drain) = (drain.clone(), drain.clone());
     let server = HttpServer::new(move || {
+        let drain = app_drain.clone();
         App::new()
             .app_data(state.clone())
+            .wrap_fn(move |req, srv| {
+                let answer = srv.call(req);
+                let drain = drain.clone();
+                async move { answer.await.map(|res| close_when_draining(res, &drain)) }
+            })
             .configure(admin::configure)
     })
+    .on_connect(move |_, extensions| conn_drain.connected(extensions))
     .disable_signals()
     .shutdown_timeout(2)
     .workers(1)

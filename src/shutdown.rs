@@ -61,6 +61,29 @@ impl Shutdown {
     }
 }
 
+/// Resolves on SIGTERM or SIGINT (Ctrl-C) and names it; on other platforms, on Ctrl-C.
+pub async fn terminate_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,8 @@ pub struct Application {
     admin_port: u16,
     api_server: Server,
     admin_server: Server,
+    /// How the two listeners are stopped without dropping requests (`server::drain_and_stop`).
+    drains: (server::Drain, server::Drain),
     ingest: Ingest,
     /// `None` in demo mode: the embedded broker starts empty every time, so offsets saved from
     /// a previous run would point into a log that no longer exists.
@@ -112,24 +114,14 @@ impl Application {
             start,
             &shutdown,
         )?;
-        let snapshots = match snapshot_dir {
-            Some(dir) => {
-                let writer = Snapshotter::start(
-                    dir.clone(),
-                    settings.snapshot.interval,
-                    store.clone(),
-                    topic.clone(),
-                    metrics.clone(),
-                    ingest.position_reader(),
-                    &shutdown,
-                )
-                .map_err(StartupError::SnapshotThread)?;
-                Some((dir, writer))
-            }
-            None => None,
-        };
+        let snapshots = snapshot_dir
+            .map(|dir| {
+                start_snapshots(dir, &settings, &store, &topic, &metrics, &ingest, &shutdown)
+            })
+            .transpose()?;
 
         let keys = Keys::new(source.keys);
+        metrics.keys_in_force(keys.len());
         let api_listener = server::bind("API listener", &settings.listen)?;
         let admin_listener = server::bind("admin listener", &settings.admin_listen)?;
         let (api_port, admin_port) = (
@@ -137,24 +129,27 @@ impl Application {
             server::local_port(&admin_listener),
         );
         let api_state = api_state(&settings, &store, &keys, &metrics, &readiness);
+        let drains = (server::Drain::default(), server::Drain::default());
         let api_server = server::api(
             api_listener,
             api_state,
             settings.workers,
             settings.tls.as_ref(),
+            &drains.0,
         )?;
         let admin_state = AdminState {
             store: store.clone(),
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         };
-        let admin_server = server::admin(admin_listener, admin_state)?;
+        let admin_server = server::admin(admin_listener, admin_state, &drains.1)?;
 
         Ok(Application {
             api_port,
             admin_port,
             api_server,
             admin_server,
+            drains,
             ingest,
             snapshots,
             demo: source.demo,
@@ -215,27 +210,32 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT, the shutdown signal, or a server failing. Then: stop taking
-    /// connections and let requests already received finish; stop the consumer; write the final
+    /// connections, answer the requests clients already sent and tell them to close
+    /// (`server::drain_and_stop`); stop the consumer; write the final
     /// snapshot at its final positions; stop the demo. An error means the final snapshot failed.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let shutdown = self.shutdown.clone();
         let reloader = self.keys_file.clone().map(|(path, poll)| {
-            crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone())
+            let metrics = self.metrics.clone();
+            crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone(), metrics)
         });
         let (api_handle, admin_handle) = (self.api_server.handle(), self.admin_server.handle());
         let mut api_task = tokio::spawn(self.api_server);
         let mut admin_task = tokio::spawn(self.admin_server);
 
         let reason = tokio::select! {
-            r = terminate_signal() => r,
+            r = crate::shutdown::terminate_signal() => r,
             _ = shutdown.wait() => "shutdown requested",
             _ = &mut api_task => "API server ended",
             _ = &mut admin_task => "admin server ended",
         };
         tracing::info!(reason, "stopping");
         shutdown.trigger();
-        api_handle.stop(true).await;
-        admin_handle.stop(true).await;
+        let (api_drain, admin_drain) = &self.drains;
+        tokio::join!(
+            server::drain_and_stop(api_handle, api_drain, "API"),
+            server::drain_and_stop(admin_handle, admin_drain, "admin"),
+        );
         let _ = api_task.await;
         let _ = admin_task.await;
 
@@ -316,6 +316,29 @@ fn open_demo(_: &Settings, _: Option<KeySet>, _: &Shutdown) -> Result<Source, St
     Err(StartupError::NoKafka)
 }
 
+/// The periodic snapshot writer on `dir`, reading the consumer's published positions.
+fn start_snapshots(
+    dir: SnapshotDir,
+    settings: &Settings,
+    store: &Arc<Store>,
+    topic: &str,
+    metrics: &Arc<Metrics>,
+    ingest: &Ingest,
+    shutdown: &Shutdown,
+) -> Result<(SnapshotDir, Snapshotter), StartupError> {
+    let writer = Snapshotter::start(
+        dir.clone(),
+        settings.snapshot.interval,
+        store.clone(),
+        topic.to_owned(),
+        metrics.clone(),
+        ingest.position_reader(),
+        shutdown,
+    )
+    .map_err(StartupError::SnapshotThread)?;
+    Ok((dir, writer))
+}
+
 fn ingest_config(settings: &Settings, brokers: String) -> IngestConfig {
     IngestConfig {
         brokers,
@@ -352,27 +375,5 @@ fn api_state(
         trusted_proxies: auth.trusted_proxies.clone().into(),
         limits: settings.http_limits(),
         tenants: settings.tenant_filter(),
-    }
-}
-
-async fn terminate_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
     }
 }

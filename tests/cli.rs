@@ -6,6 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)] // the raw client of tests/support, of which this file needs one call
+#[path = "support/http.rs"]
+mod http;
+
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
 
 fn free_port() -> u16 {
@@ -160,7 +164,7 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
     let header = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(header.starts_with("auth-v2/demo-ak/"), "{header}");
     let body = r#"{"vdn":92,"taskId":"1122104910"}"#;
-    let r = realstat::dev::client::request(
+    let r = http::request(
         &api,
         "POST",
         realstat::api::PATH,
@@ -203,4 +207,218 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
         "an Authorization value leaked into the logs"
     );
     assert!(logs.contains("request_id"), "request lines carry their id");
+}
+
+/// Waits up to `timeout` for the child to exit.
+fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// `realstat ... 2>&1 | head -1`: the reader of the log pipe leaves, and the service must go on
+/// serving and stop cleanly on SIGTERM (it used to panic on the first log line after that, "failed
+/// printing to stderr", exit 101).
+#[test]
+fn a_closed_log_pipe_does_not_stop_the_service() {
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env_remove("REALSTAT_KAFKA_BROKERS")
+        .env_remove("REALSTAT_LOG_FORMAT")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let mut child = KillOnDrop(child);
+    // stdout (the banner) closed at once; the log read for one line, then closed.
+    drop(child.0.stdout.take());
+    let stderr = child.0.stderr.take().expect("stderr");
+    let mut first = String::new();
+    BufReader::new(stderr)
+        .read_line(&mut first)
+        .expect("one log line");
+    assert!(!first.is_empty(), "the service logged nothing");
+    // The reader has left; the service keeps logging into the closed pipe while it runs.
+    assert!(
+        wait_exit(&mut child.0, Duration::from_secs(3)).is_none(),
+        "the service died with its log pipe: {:?}",
+        child.0.try_wait()
+    );
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// `realstat simulate 2>/dev/full`-like: a log nobody reads must not abort the simulator.
+#[test]
+fn a_closed_log_pipe_does_not_stop_the_simulator() {
+    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+    kafka.create_topic("events", 1).expect("topic");
+    let child = Command::new(BIN)
+        .args([
+            "simulate",
+            "--kafka-brokers",
+            kafka.bootstrap_servers(),
+            "--topic",
+            "events",
+            "--rate",
+            "200",
+        ])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simulator starts");
+    let mut child = KillOnDrop(child);
+    drop(child.0.stderr.take());
+    assert!(
+        wait_exit(&mut child.0, Duration::from_secs(3)).is_none(),
+        "the simulator died with its log pipe: {:?}",
+        child.0.try_wait()
+    );
+    signal(&child.0, "INT");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGINT");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// `docker stop` sends SIGTERM: the simulator flushes and exits 0 rather than being killed.
+#[test]
+fn the_simulator_stops_cleanly_on_sigterm() {
+    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+    kafka.create_topic("events", 1).expect("topic");
+    let child = Command::new(BIN)
+        .args(["simulate", "--kafka-brokers", kafka.bootstrap_servers()])
+        .args(["--topic", "events"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulator starts");
+    let mut child = KillOnDrop(child);
+    assert!(wait_exit(&mut child.0, Duration::from_secs(1)).is_none());
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// Text logs written to a file (or a pipe) carry no ANSI colour codes.
+#[test]
+fn text_logs_off_a_terminal_have_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("stderr.log");
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--log-format", "text"])
+        .env_remove("REALSTAT_KAFKA_BROKERS")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("demo starts");
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("listening")
+    {
+        assert!(Instant::now() < deadline, "no \"listening\" log line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert!(logs.contains(" INFO "), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in a log file:\n{logs}"
+    );
+}
+
+/// SIGTERM when the final snapshot cannot be written: exit status 1 and the reason on stderr, so
+/// an orchestrator (and the person reading its events) knows the next start replays more.
+#[test]
+fn sigterm_exits_1_when_the_final_snapshot_fails() {
+    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+    kafka.create_topic("events", 1).expect("topic");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[key]]\nak = \"globalaktest\"\nsk = \"testSecretKey123\"\nvdns = \"*\"\n",
+    )
+    .expect("keys file");
+    let snapshots = dir.path().join("data");
+    let log_path = dir.path().join("stderr.log");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", &admin])
+        .args([
+            "--kafka-brokers",
+            kafka.bootstrap_servers(),
+            "--topic",
+            "events",
+        ])
+        .arg("--keys-file")
+        .arg(&keys)
+        .arg("--snapshot-dir")
+        .arg(&snapshots)
+        .args(["--snapshot-interval", "1h"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("service starts");
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http::request(
+            &admin,
+            "GET",
+            "/health/ready",
+            &[],
+            b"",
+            Duration::from_secs(2),
+        );
+        if ready.is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The snapshot directory becomes a regular file: no snapshot can be written there.
+    let _ = std::fs::remove_dir_all(&snapshots);
+    std::fs::write(&snapshots, b"not a directory").expect("file in its place");
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert_eq!(status.code(), Some(1), "{status}\n{logs}");
+    let last = logs.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("realstat: the final snapshot was not written"),
+        "last stderr line: {last}\n{logs}"
+    );
+    assert!(last.contains(&snapshots.display().to_string()), "{last}");
 }

@@ -144,15 +144,7 @@ async fn handle(
     if header_bytes > state.limits.max_header_bytes {
         return Err(ApiError::headers_too_large());
     }
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let client = auth::client_ip(
-        req.peer_addr().map(|a| a.ip()),
-        forwarded,
-        &state.trusted_proxies,
-    );
+    let client = client_address(req, state);
     if client.is_some_and(|ip| state.lockout.is_locked(ip)) {
         state.metrics.auth_refused(AuthRefusal::Locked);
         return Err(ApiError::locked());
@@ -206,6 +198,21 @@ async fn handle(
         .store
         .stats(&task, state.store.calendar().day_of(crate::clock::now_ms()));
     Ok(Realstatistic::from(stats))
+}
+
+/// The address the lockout counts for: the peer, or what a trusted proxy says it is.
+fn client_address(req: &HttpRequest, state: &ApiState) -> Option<IpAddr> {
+    // Every line, in order: together they are one list (see `client_ip`).
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    auth::client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        &forwarded,
+        &state.trusted_proxies,
+    )
 }
 
 /// Adapts the request to the C2 verifier: header values as received, path and query as sent.

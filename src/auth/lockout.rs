@@ -116,20 +116,24 @@ impl Lockout {
 
 /// The client's address: the socket peer, or, when the peer is a trusted proxy (the NSLB), the
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+///
+/// `forwarded_for` holds every `X-Forwarded-For` line of the request, in the order received
+/// (an unreadable one as `""`). Together they are one comma-separated list (RFC 9110, 5.3), and
+/// only its right end, written by the trusted hops, can be believed: the walk goes right to left
+/// over trusted hops and stops at the first other address. Reading only the first line would
+/// let a client put its own line first and choose the address it is locked out by.
 pub fn client_ip(
     peer: Option<IpAddr>,
-    forwarded_for: Option<&str>,
+    forwarded_for: &[&str],
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
     let peer = peer?;
     if !trusted.contains(&peer) {
         return Some(peer);
     }
-    let Some(xff) = forwarded_for else {
-        return Some(peer);
-    };
     let mut chosen = peer;
-    for part in xff.rsplit(',') {
+    let entries = forwarded_for.iter().rev().flat_map(|line| line.rsplit(','));
+    for part in entries {
         match part.trim().parse::<IpAddr>() {
             Ok(ip) if trusted.contains(&ip) => chosen = ip,
             Ok(ip) => return Some(ip),
@@ -220,20 +224,60 @@ mod tests {
         let trusted = [nslb, ip("10.1.1.2")];
         // Untrusted peer: its own address, whatever it claims.
         assert_eq!(
-            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            client_ip(Some(ip("203.0.113.9")), &["1.2.3.4"], &trusted),
             Some(ip("203.0.113.9"))
         );
         // Through the NSLB: the address it saw.
         assert_eq!(
-            client_ip(Some(nslb), Some("1.2.3.4, 198.51.100.7"), &trusted),
+            client_ip(Some(nslb), &["1.2.3.4, 198.51.100.7"], &trusted),
             Some(ip("198.51.100.7"))
         );
         // Through two trusted hops.
         assert_eq!(
-            client_ip(Some(nslb), Some("198.51.100.7, 10.1.1.2"), &trusted),
+            client_ip(Some(nslb), &["198.51.100.7, 10.1.1.2"], &trusted),
             Some(ip("198.51.100.7"))
         );
-        assert_eq!(client_ip(Some(nslb), None, &trusted), Some(nslb));
-        assert_eq!(client_ip(Some(nslb), Some("junk"), &trusted), Some(nslb));
+        assert_eq!(client_ip(Some(nslb), &[], &trusted), Some(nslb));
+        assert_eq!(client_ip(Some(nslb), &["junk"], &trusted), Some(nslb));
+        assert_eq!(client_ip(None, &["1.2.3.4"], &trusted), None);
+    }
+
+    #[test]
+    fn every_forwarded_for_line_counts_as_one_list() {
+        let nslb = ip("10.1.1.1");
+        let trusted = [nslb, ip("10.1.1.2")];
+        // The client's own (forged) line first, the balancer's line after it: the balancer's
+        // entry is the client, whatever the first line says.
+        assert_eq!(
+            client_ip(Some(nslb), &["203.0.113.66", "198.51.100.7"], &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // A trusted hop's line last: skipped, the entry before it (in the earlier line) counts.
+        assert_eq!(
+            client_ip(Some(nslb), &["198.51.100.7", "10.1.1.2"], &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_ip(
+                Some(nslb),
+                &["203.0.113.66, 198.51.100.7", "10.1.1.2, 10.1.1.1"],
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // Garbage (or an unreadable line) stops the walk at the last trusted hop.
+        assert_eq!(
+            client_ip(Some(nslb), &["junk", "10.1.1.2"], &trusted),
+            Some(ip("10.1.1.2"))
+        );
+        assert_eq!(
+            client_ip(Some(nslb), &["", "10.1.1.2"], &trusted),
+            Some(ip("10.1.1.2"))
+        );
+        // Only trusted hops: the farthest of them.
+        assert_eq!(
+            client_ip(Some(nslb), &["10.1.1.2", "10.1.1.1"], &trusted),
+            Some(ip("10.1.1.2"))
+        );
     }
 }

@@ -59,10 +59,11 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
         if id == "config" {
             continue;
         }
-        let long = arg.get_long().unwrap_or_default();
+        let long = arg.get_long().unwrap_or_else(|| panic!("{id} has no flag"));
+        // Flags are kebab-case, as documented (README): `--admin-listen`, not `--admin_listen`.
         assert!(
-            !long.is_empty() && !long.contains('_'),
-            "{id} has no flag in kebab-case: {long:?}"
+            !long.contains('_') && long.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "{id}: flag --{long} is not kebab-case"
         );
         let env = arg.get_env().map(|e| e.to_string_lossy().to_string());
         assert!(

@@ -229,6 +229,12 @@ impl Decoder {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(Rejection::TooLarge);
         }
+        // An event is a JSON object. serde would also read the struct from an array, by
+        // position ([v, type, ccId, ...]): check the first significant byte first.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(Rejection::NotJson);
+        }
         // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
         let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)?;
         let wire: WireEvent<'_> = serde_json::from_str(text).map_err(|_| Rejection::NotJson)?;
@@ -375,6 +381,24 @@ mod tests {
                 state: CallState::Failed
             }
         );
+    }
+
+    #[test]
+    fn only_a_json_object_is_an_event() {
+        // serde reads a struct from an array by position: the events.md example as an array
+        // of its values, and a TASK event likewise, would otherwise be accepted.
+        let by_position = [
+            r#"[1,"CALL",89,92,"1122104910",1732435200123,null,"c-000017","FAILED","00601",null]"#,
+            r#" [1,"TASK",89,92,"1122104910",1732435200123,null,null,null,null,8]"#,
+        ];
+        for text in by_position {
+            assert_eq!(decode(text), Err(Rejection::NotJson), "{text}");
+        }
+        for text in ["", " ", "null", "1", r#""x""#, "[]", "true", "\n[{}]"] {
+            assert_eq!(decode(text), Err(Rejection::NotJson), "{text:?}");
+        }
+        // Blanks before the object are JSON whitespace.
+        assert!(decode(&format!(" \t\r\n{EXAMPLE}")).is_ok());
     }
 
     #[test]

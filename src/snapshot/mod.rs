@@ -8,8 +8,9 @@
 //! snapshot.
 //!
 //! Files: `snapshot-<created ms>.rsnap`, written to a temporary name, fsynced, renamed, and the
-//! directory fsynced; the newest `keep` are kept. On start the newest file that decodes is used;
-//! a torn or corrupt one is logged and skipped for the next older one.
+//! directory fsynced; the newest `keep` are kept. A write that fails deletes its temporary file,
+//! and temporary files left by a crash are deleted at start (restore). On start the newest file
+//! that decodes is used; a torn or corrupt one is logged and skipped for the next older one.
 
 pub mod codec;
 
@@ -47,6 +48,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".rsnap";
+/// Prefix of a snapshot being written (`.tmp-snapshot-<ms>.rsnap`), hidden from `list`.
+const TEMP_PREFIX: &str = ".tmp-";
 
 /// A snapshot directory.
 #[derive(Debug, Clone)]
@@ -114,7 +117,6 @@ impl SnapshotDir {
         positions: &Positions,
         topic: &str,
     ) -> Result<Written, SnapshotError> {
-        let started = Instant::now();
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         // Never reuse a name: two snapshots in the same millisecond get distinct, ordered names.
         let newest = self
@@ -129,17 +131,27 @@ impl SnapshotDir {
                     .ok()
             })
             .unwrap_or(0);
-        let created = now_ms().max(newest + 1);
+        let created = now_ms().max(newest.saturating_add(1));
+        self.write_named(store, positions, topic, created)
+    }
+
+    /// [`SnapshotDir::write`] under the name of `created` (ms), which must be new.
+    fn write_named(
+        &self,
+        store: &Store,
+        positions: &Positions,
+        topic: &str,
+        created: i64,
+    ) -> Result<Written, SnapshotError> {
+        let started = Instant::now();
         let bytes = codec::encode(store, positions, topic, created);
         let name = format!("{PREFIX}{created:020}{SUFFIX}");
         let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!(".tmp-{name}"));
-        {
-            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        let (tmp, mut f) = TempFile::create(self.dir.join(format!("{TEMP_PREFIX}{name}")))?;
+        f.write_all(&bytes).map_err(io(&tmp.path))?;
+        f.sync_all().map_err(io(&tmp.path))?;
+        drop(f);
+        tmp.rename_to(&path)?;
         // The rename is durable only once the directory entry is.
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -156,10 +168,40 @@ impl SnapshotDir {
         })
     }
 
+    /// Deletes temporary files left by writes that never finished (a crash between create and
+    /// rename); returns how many. Only for a directory no writer is using: at start.
+    pub fn sweep_temp_files(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let is_temp = name.to_str().is_some_and(|n| {
+                n.strip_prefix(TEMP_PREFIX)
+                    .is_some_and(|rest| rest.starts_with(PREFIX))
+            });
+            if !is_temp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot delete a stale temporary snapshot file")
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(dir = %self.dir.display(), removed, "deleted stale temporary snapshot files");
+        }
+        removed
+    }
+
     /// Loads the newest valid snapshot for `topic` into `store` (which must be empty). Invalid
     /// files are logged and skipped; a snapshot of another topic is ignored. `None`: nothing
-    /// usable, replay from the beginning.
+    /// usable, replay from the beginning. Stale temporary files are swept first.
     pub fn restore(&self, store: &Store, topic: &str) -> Result<Option<Restored>, SnapshotError> {
+        self.sweep_temp_files();
         for path in self.list()? {
             let started = Instant::now();
             let bytes = match fs::read(&path) {
@@ -199,6 +241,41 @@ impl SnapshotDir {
             }));
         }
         Ok(None)
+    }
+}
+
+/// A temporary file that deletes itself unless renamed into place: a write that fails after
+/// creating it (full disk, a rename refused) leaves nothing behind.
+struct TempFile {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl TempFile {
+    fn create(path: PathBuf) -> Result<(TempFile, fs::File), SnapshotError> {
+        let file = fs::File::create(&path).map_err(io(&path))?;
+        let guard = TempFile {
+            path,
+            renamed: false,
+        };
+        Ok((guard, file))
+    }
+
+    fn rename_to(mut self, to: &Path) -> Result<(), SnapshotError> {
+        fs::rename(&self.path, to).map_err(io(to))?;
+        self.renamed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.renamed {
+            return;
+        }
+        if let Err(e) = fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot delete a temporary snapshot file");
+        }
     }
 }
 

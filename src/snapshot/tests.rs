@@ -176,3 +176,55 @@ proptest! {
         prop_assert_eq!(restarted.calls_tracked(), replayed.calls_tracked());
     }
 }
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn a_failed_write_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snaps = SnapshotDir::new(dir.path(), 3);
+    let s = sample_store();
+    // A non-empty directory where the snapshot goes: the temporary file is written, fsynced,
+    // and then the rename onto the directory fails (root cannot get past it either).
+    let created = now_ms() + 60_000;
+    let blocker = dir.path().join(format!("snapshot-{created:020}.rsnap"));
+    std::fs::create_dir(&blocker).expect("blocker dir");
+    std::fs::write(blocker.join("inside"), b"x").expect("blocker content");
+    for _ in 0..3 {
+        let err = snaps
+            .write_named(&s, &positions(&[(0, 1)]), "events", created)
+            .expect_err("the rename fails");
+        assert!(matches!(err, SnapshotError::Io { .. }), "{err}");
+    }
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn stale_temporary_files_are_swept_on_restore() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snaps = SnapshotDir::new(dir.path(), 3);
+    let s = sample_store();
+    snaps
+        .write(&s, &positions(&[(0, 4)]), "events")
+        .expect("written");
+    // What a crash (or an older version's failed write) left behind.
+    for name in [
+        ".tmp-snapshot-00000000000000000001.rsnap",
+        ".tmp-snapshot-00000000000000000002.rsnap",
+    ] {
+        std::fs::write(dir.path().join(name), b"half a snapshot").expect("stale temp file");
+    }
+    std::fs::write(dir.path().join("unrelated.txt"), b"keep me").expect("other file");
+    let (_, r) = restored(&snaps, "events");
+    assert_eq!(r.expect("restored").header.positions, positions(&[(0, 4)]));
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    assert!(dir.path().join("unrelated.txt").exists());
+    assert_eq!(snaps.list().expect("list").len(), 1);
+}

@@ -25,7 +25,7 @@ fn signed_raw(host: &str, body: &[u8], extra_headers: &str) -> Vec<u8> {
     req
 }
 
-fn code(r: &realstat::dev::client::Response) -> String {
+fn code(r: &crate::support::http::Response) -> String {
     result(r).0
 }
 
@@ -154,7 +154,7 @@ async fn huge_and_malformed_headers_are_refused_and_the_service_goes_on() {
     let r = tokio::task::spawn_blocking({
         let api = app.api.clone();
         let req = signed_raw(&api, br#"{"vdn":92,"taskId":"1"}"#, &huge);
-        move || realstat::dev::client::send_raw(&api, &req, Duration::from_secs(5))
+        move || crate::support::http::send_raw(&api, &req, Duration::from_secs(5))
     })
     .await
     .expect("join");

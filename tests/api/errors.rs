@@ -12,7 +12,7 @@ async fn ready_app() -> (TestApp, MockKafka) {
     (app, kafka)
 }
 
-fn assert_code(r: &realstat::dev::client::Response, status: u16, code: &str) -> String {
+fn assert_code(r: &crate::support::http::Response, status: u16, code: &str) -> String {
     assert_eq!(r.status, status, "body: {}", r.text());
     let (got, desc) = result(r);
     assert_eq!(got, code, "body: {}", r.text());
@@ -55,7 +55,7 @@ async fn post_signed_over_host_only(
     app: &TestApp,
     content_type: &str,
     body: &str,
-) -> realstat::dev::client::Response {
+) -> crate::support::http::Response {
     let auth = realstat::auth::c2::sign(
         AK,
         SK.as_bytes(),
@@ -259,7 +259,7 @@ async fn methods_other_than_post_are_405_with_allow() {
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
         let api = app.api.clone();
         let r = tokio::task::spawn_blocking(move || {
-            realstat::dev::client::request(&api, method, PATH, &[], b"", Duration::from_secs(5))
+            crate::support::http::request(&api, method, PATH, &[], b"", Duration::from_secs(5))
         })
         .await
         .expect("join")
@@ -316,5 +316,56 @@ async fn repeated_failures_lock_the_address_then_the_lock_expires() {
         metric(&m, r#"realstat_auth_failures_total{category="locked"}"#),
         Some(1.0)
     );
+    app.stop().await;
+}
+
+/// A balancer that adds its own `X-Forwarded-For` line below the client's: every line counts,
+/// read as one list from the right, so a forged first line neither hides the client from the
+/// lockout nor locks out someone else.
+#[actix_web::test]
+async fn a_forged_forwarded_for_line_neither_evades_nor_causes_a_lockout() {
+    let kafka = MockKafka::start("events", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
+    settings.auth.lockout_threshold = 3;
+    settings.auth.lockout_duration = Duration::from_secs(300);
+    settings.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    let app = spawn_app(settings, dir).await;
+    app.wait_ready(Duration::from_secs(20)).await;
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    // `lines`: the X-Forwarded-For lines as they arrive, the client's (forged) one first.
+    let send = |lines: Vec<String>, sk: &'static str| {
+        let api = app.api.clone();
+        async move {
+            let auth = authorization(AK, sk, &api, body, &now_timestamp());
+            let mut headers = vec![
+                ("Host", api.as_str()),
+                ("Content-Type", "application/json;charset=UTF-8"),
+                ("Authorization", auth.as_str()),
+            ];
+            headers.extend(lines.iter().map(|l| ("X-Forwarded-For", l.as_str())));
+            post(&api, &headers, body).await
+        }
+    };
+    let via_nslb = |forged: &str, real: &str| vec![forged.to_owned(), real.to_owned()];
+
+    // Evasion: a new forged address on every attempt; the balancer's line names the client.
+    for i in 1..=3 {
+        let forged = format!("203.0.113.{i}");
+        let r = send(via_nslb(&forged, "198.51.100.9"), "wrong").await;
+        assert_code(&r, 401, "0100001");
+    }
+    let r = send(via_nslb("203.0.113.4", "198.51.100.9"), SK).await;
+    assert_code(&r, 403, "0100001");
+
+    // Framing: another client forges the victim's address in its first line.
+    for _ in 0..3 {
+        let r = send(via_nslb("198.51.100.50", "198.51.100.10"), "wrong").await;
+        assert_code(&r, 401, "0100001");
+    }
+    let victim = send(vec!["198.51.100.50".to_owned()], SK).await;
+    assert_code(&victim, 200, "0100000");
+    let attacker = send(vec!["198.51.100.10".to_owned()], SK).await;
+    assert_code(&attacker, 403, "0100001");
     app.stop().await;
 }

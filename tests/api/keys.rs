@@ -8,10 +8,21 @@ use crate::support::*;
 
 const BODY: &str = r#"{"vdn":92,"taskId":"1"}"#;
 const NEW_SK: &str = "rotated-Secret-2";
+const OK: &str = r#"realstat_keys_reloads_total{result="ok"}"#;
+const REJECTED: &str = r#"realstat_keys_reloads_total{result="rejected"}"#;
 
 async fn status_with(app: &TestApp, sk: &str) -> (u16, String) {
     let r = signed_post(&app.api, AK, sk, BODY).await;
     (r.status, result(&r).0)
+}
+
+/// Waits until `series` reaches `at_least`.
+async fn wait_metric(app: &TestApp, series: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app.metrics().await, series) < Some(at_least) {
+        assert!(Instant::now() < deadline, "{series} below {at_least}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[actix_web::test]
@@ -22,6 +33,10 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     app.wait_ready(Duration::from_secs(20)).await;
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
     assert_eq!(status_with(&app, NEW_SK).await.0, 401);
+    let m = app.metrics().await;
+    assert_eq!(metric(&m, "realstat_keys_loaded"), Some(2.0), "{m}");
+    assert_eq!(metric(&m, OK), Some(0.0), "{m}");
+    assert_eq!(metric(&m, REJECTED), Some(0.0), "{m}");
 
     // Background traffic during the rotation: every request must get an HTTP answer.
     let stop = Arc::new(AtomicBool::new(false));
@@ -32,7 +47,7 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let auth = authorization(AK, SK, &api, BODY, &now_timestamp());
-                match realstat::dev::client::request(
+                match crate::support::http::request(
                     &api,
                     "POST",
                     PATH,
@@ -58,8 +73,12 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     // A broken file: the old keys stay.
     let keys_path = app.dir.path().join("keys.toml");
     std::fs::write(&keys_path, "[[key]]\nak = \"globalaktest\"\n").expect("broken file");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_metric(&app, REJECTED, 1.0).await;
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
+    assert_eq!(
+        metric(&app.metrics().await, "realstat_keys_loaded"),
+        Some(2.0)
+    );
 
     // The new secret replaces the old one.
     std::fs::write(
@@ -74,6 +93,10 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     }
     assert_eq!(status_with(&app, SK).await, (401, "0100001".into()));
     assert_eq!(status_with(&app, SCOPED_SK).await.0, 401);
+    // Counted just after the swap.
+    wait_metric(&app, OK, 1.0).await;
+    let m = app.metrics().await;
+    assert_eq!(metric(&m, "realstat_keys_loaded"), Some(1.0), "{m}");
 
     stop.store(true, Ordering::Relaxed);
     let failures = traffic.join().expect("traffic thread");

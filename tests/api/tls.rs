@@ -80,7 +80,7 @@ async fn https_round_trip() {
     // Plain HTTP on the HTTPS port gets no HTTP answer.
     let api = app.api.clone();
     let plain = tokio::task::spawn_blocking(move || {
-        realstat::dev::client::request(&api, "POST", PATH, &[], b"{}", Duration::from_secs(3))
+        crate::support::http::request(&api, "POST", PATH, &[], b"{}", Duration::from_secs(3))
     })
     .await
     .expect("join");

@@ -117,7 +117,7 @@ impl Replica {
         loop {
             let admin = self.admin.clone();
             let r = tokio::task::spawn_blocking(move || {
-                realstat::dev::client::request(
+                crate::support::http::request(
                     &admin,
                     "GET",
                     "/health/ready",

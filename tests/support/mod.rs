@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use realstat::auth::c2;
 use realstat::config::Settings;
-use realstat::dev::client::{self, Response};
+pub mod http;
+
+use http::Response;
 use realstat::dev::embedded::EmbeddedKafka;
 use realstat::shutdown::Shutdown;
 use realstat::startup::Application;
@@ -149,7 +151,7 @@ pub async fn get(addr: &str, path: &str) -> Response {
     let addr = addr.to_owned();
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        client::request(&addr, "GET", &path, &[], b"", Duration::from_secs(10))
+        http::request(&addr, "GET", &path, &[], b"", Duration::from_secs(10))
     })
     .await
     .expect("join")
@@ -214,7 +216,7 @@ pub async fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> Response 
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        client::request(&addr, "POST", PATH, &h, &body, Duration::from_secs(10))
+        http::request(&addr, "POST", PATH, &h, &body, Duration::from_secs(10))
     })
     .await
     .expect("join")
@@ -223,7 +225,7 @@ pub async fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> Response 
 
 pub async fn raw(addr: &str, request: Vec<u8>) -> Response {
     let addr = addr.to_owned();
-    tokio::task::spawn_blocking(move || client::send_raw(&addr, &request, Duration::from_secs(10)))
+    tokio::task::spawn_blocking(move || http::send_raw(&addr, &request, Duration::from_secs(10)))
         .await
         .expect("join")
         .expect("raw request answered")
