@@ -542,6 +542,70 @@ pub fn check_signature(
     }
 }
 
+/// The signing key of the last prefix a key verified. A client signs every request of one second
+/// with the same prefix (`auth-v2/AK/timestamp/signedHeaders`), so a busy client's requests skip
+/// the first HMAC. One slot per key: bounded by the number of keys, and cheap to check.
+///
+/// Only a *successful* verification fills it, so a client without the secret cannot warm it,
+/// and the time of a refusal never depends on it: an unknown key and a wrong signature still
+/// cost the same.
+#[derive(Default)]
+pub struct SigningKeyCache {
+    slot: std::sync::Mutex<Option<CachedKey>>,
+}
+
+/// A prefix and the signing key derived for it.
+type CachedKey = (Box<str>, zeroize::Zeroizing<[u8; 64]>);
+
+impl SigningKeyCache {
+    fn get(&self, prefix: &str) -> Option<[u8; 64]> {
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.as_ref()
+            .filter(|(p, _)| &**p == prefix)
+            .map(|(_, k)| **k)
+    }
+
+    fn put(&self, prefix: &str, key: [u8; 64]) {
+        let mut slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some((prefix.into(), zeroize::Zeroizing::new(key)));
+    }
+}
+
+impl std::fmt::Debug for SigningKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKeyCache(..)")
+    }
+}
+
+/// [`check_signature`] through a key's [`SigningKeyCache`].
+pub fn check_signature_cached(
+    auth: &Authorization<'_>,
+    sk: &[u8],
+    canonical_request: &str,
+    cache: &SigningKeyCache,
+) -> Result<(), AuthError> {
+    let prefix = auth.prefix();
+    let (key, cached) = match cache.get(&prefix) {
+        Some(k) => (k, true),
+        None => (signing_key(sk, &prefix), false),
+    };
+    let key = zeroize::Zeroizing::new(key);
+    let expected = signature(&key, canonical_request);
+    if !bool::from(expected.ct_eq(auth.signature.as_bytes())) {
+        return Err(AuthError::Mismatch);
+    }
+    if !cached {
+        cache.put(&prefix, *key);
+    }
+    Ok(())
+}
+
 /// Server side: verifies a parsed Authorization against one secret key.
 ///
 /// A signed header that is missing from the request or repeated is `Malformed`. The clock is
@@ -720,6 +784,59 @@ mod tests {
             );
             assert_eq!(result, Ok(()), "vector {:?}", v.name);
         }
+    }
+
+    #[test]
+    fn the_signing_key_cache_is_filled_only_by_a_valid_signature() {
+        let v = vectors().into_iter().next().expect("a vector");
+        let good = parse_authorization(&v.authorization).expect("parses");
+        let forged_text = format!("{}/{}", good.prefix(), "0".repeat(64));
+        let forged = parse_authorization(&forged_text).expect("parses");
+        let request_headers: Vec<(String, Vec<u8>)> = v
+            .headers
+            .iter()
+            .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
+            .collect();
+        let lookup = lookup_in(&request_headers);
+        let parts = SignedParts {
+            method: &v.method,
+            path: &v.uri,
+            raw_query: v.raw_query.as_deref(),
+            header: &lookup,
+            body: v.body.as_bytes(),
+        };
+        let clock = Clock {
+            now_unix: good.unix_seconds,
+            allowed_skew_secs: 900,
+        };
+        let canonical = prepare(&good, &parts, clock).expect("prepared");
+        let cache = SigningKeyCache::default();
+        let sk = v.sk.as_bytes();
+        let check = |a: &Authorization<'_>| check_signature_cached(a, sk, &canonical, &cache);
+
+        assert_eq!(check(&forged), Err(AuthError::Mismatch));
+        assert_eq!(
+            cache.get(&good.prefix()),
+            None,
+            "a refusal does not fill the cache"
+        );
+        assert_eq!(check(&good), Ok(()));
+        assert_eq!(
+            cache.get(&good.prefix()),
+            Some(signing_key(sk, &good.prefix()))
+        );
+        assert_eq!(check(&good), Ok(()), "from the cache");
+        assert_eq!(
+            check(&forged),
+            Err(AuthError::Mismatch),
+            "a cached key checks too"
+        );
+        // Another key's secret never matches a cached entry of this one.
+        let other = SigningKeyCache::default();
+        assert_eq!(
+            check_signature_cached(&good, b"not-the-secret", &canonical, &other),
+            Err(AuthError::Mismatch)
+        );
     }
 
     #[test]

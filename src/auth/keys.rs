@@ -73,6 +73,8 @@ pub struct KeyEntry {
     pub secret: Secret,
     pub vdns: Scope<u16>,
     pub cc_ids: Scope<u16>,
+    /// Dropped with the entry: a reloaded key set starts with empty caches.
+    pub signing_keys: super::c2::SigningKeyCache,
 }
 
 impl KeyEntry {
@@ -316,6 +318,7 @@ impl KeySet {
                     secret,
                     vdns,
                     cc_ids,
+                    signing_keys: Default::default(),
                 }),
             );
         }
@@ -341,6 +344,7 @@ impl KeySet {
             secret: Secret::new(sk),
             vdns: Scope::All,
             cc_ids: Scope::All,
+            signing_keys: Default::default(),
         };
         KeySet {
             keys: HashMap::from([(ak, Arc::new(entry))]),

@@ -54,7 +54,12 @@ pub fn authenticate(
     let canonical = c2::prepare(&auth, request, clock)?;
     match keys.lookup(auth.ak) {
         Some(entry) => {
-            c2::check_signature(&auth, entry.secret.expose(), &canonical)?;
+            c2::check_signature_cached(
+                &auth,
+                entry.secret.expose(),
+                &canonical,
+                &entry.signing_keys,
+            )?;
             Ok(entry)
         }
         None => {
