@@ -74,7 +74,7 @@ pub struct KeyEntry {
     pub vdns: Scope<u16>,
     pub cc_ids: Scope<u16>,
     /// Dropped with the entry: a reloaded key set starts with empty caches.
-    pub signing_keys: super::c2::SigningKeyCache,
+    pub signing_keys: super::signing_cache::SigningKeyCache,
 }
 
 impl KeyEntry {
@@ -238,6 +238,31 @@ pub struct KeySet {
     keys: HashMap<String, Arc<KeyEntry>>,
 }
 
+/// The secret of one entry: `sk` inline, or read from the environment variable `sk_env`.
+fn secret_of(
+    sk: Option<toml::Value>,
+    sk_env: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, KeyProblem> {
+    match (sk, sk_env) {
+        (None, None) => Err(KeyProblem::NoSk),
+        (Some(_), Some(_)) => Err(KeyProblem::SkAndSkEnv),
+        (Some(toml::Value::String(s)), None) => {
+            let s = Zeroizing::new(s);
+            if s.is_empty() {
+                return Err(KeyProblem::EmptySk);
+            }
+            Ok(Secret::new(s.as_bytes()))
+        }
+        (Some(_), None) => Err(KeyProblem::SkNotString),
+        (None, Some(name)) => match env(&name).map(Zeroizing::new) {
+            None => Err(KeyProblem::SkEnvUnset(name)),
+            Some(s) if s.is_empty() => Err(KeyProblem::SkEnvEmpty(name)),
+            Some(s) => Ok(Secret::new(s.as_bytes())),
+        },
+    }
+}
+
 impl KeySet {
     /// Parses and validates a keys file. `env` resolves `sk_env` names (injected for tests).
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<KeySet, KeysError> {
@@ -288,23 +313,7 @@ impl KeySet {
             if let Some(&first) = first_index.get(&raw.ak) {
                 return Err(err(KeyProblem::DuplicateAk { first }));
             }
-            let secret = match (raw.sk, raw.sk_env) {
-                (None, None) => return Err(err(KeyProblem::NoSk)),
-                (Some(_), Some(_)) => return Err(err(KeyProblem::SkAndSkEnv)),
-                (Some(toml::Value::String(s)), None) => {
-                    let s = Zeroizing::new(s);
-                    if s.is_empty() {
-                        return Err(err(KeyProblem::EmptySk));
-                    }
-                    Secret::new(s.as_bytes())
-                }
-                (Some(_), None) => return Err(err(KeyProblem::SkNotString)),
-                (None, Some(name)) => match env(&name).map(Zeroizing::new) {
-                    None => return Err(err(KeyProblem::SkEnvUnset(name))),
-                    Some(s) if s.is_empty() => return Err(err(KeyProblem::SkEnvEmpty(name))),
-                    Some(s) => Secret::new(s.as_bytes()),
-                },
-            };
+            let secret = secret_of(raw.sk, raw.sk_env, env).map_err(err)?;
             let vdns = scope(raw.vdns, "vdns", MAX_VDN, &key)?;
             let cc_ids = match raw.cc_ids {
                 None => Scope::All,

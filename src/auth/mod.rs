@@ -27,6 +27,7 @@
 pub mod c2;
 pub mod keys;
 pub mod lockout;
+pub mod signing_cache;
 
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ pub fn authenticate(
     let canonical = c2::prepare(&auth, request, clock)?;
     match keys.lookup(auth.ak) {
         Some(entry) => {
-            c2::check_signature_cached(
+            signing_cache::check_signature_cached(
                 &auth,
                 entry.secret.expose(),
                 &canonical,
