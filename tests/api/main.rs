@@ -5,6 +5,7 @@
 mod support;
 
 mod attacks;
+mod batch;
 mod dead_letters;
 mod errors;
 mod health;
