@@ -1,10 +1,14 @@
 //! The domain core's fold: events in, per-task statistics out. No I/O.
 
+pub mod breakdown;
 pub mod calendar;
+pub mod fail_codes;
 pub mod stats;
 pub mod store;
 
+pub use breakdown::{Breakdown, Bucket, TimeGrain};
 pub use calendar::{Calendar, Day};
+pub use fail_codes::{FailCodeId, FailCodes};
 pub use stats::{Percent, TaskStats};
 pub use store::{Applied, FoldPolicy, Maintenance, Plan, RestoredCall, Store};
 

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use dashmap::DashMap;
 
 use super::calendar::{Calendar, Day};
+use super::fail_codes::{FailCodeId, FailCodes};
 use super::stats::TaskStats;
 use crate::events::ids::TaskKey;
 use crate::events::{CallKey, CallState, Event, EventKind};
@@ -81,6 +82,9 @@ pub struct Call {
     pub state: CallState,
     /// Taken out of waiting/executing because no event came for too long.
     pub expired: bool,
+    /// The failure cause of its FAILED events (their join, see [`FailCodes::join`]). Fits in
+    /// the struct's padding: no extra memory per call.
+    pub fail_code: FailCodeId,
 }
 
 /// A call as a snapshot keeps it: what cannot be derived.
@@ -90,6 +94,8 @@ pub struct RestoredCall {
     pub last_ts: i64,
     pub state: CallState,
     pub expired: bool,
+    /// Interned in the restoring store's [`Store::fail_codes`].
+    pub fail_code: FailCodeId,
 }
 
 /// Whether a call counts in waitCount or execCount right now.
@@ -177,6 +183,9 @@ pub struct TaskState {
     pub days: Vec<DayCounts>,
     pub waiting: u32,
     pub executing: u32,
+    /// Bumped (to the store's next change number) whenever anything served for the task may
+    /// have changed: streams compare it instead of the numbers.
+    pub version: u64,
     /// A lower bound of `last_ts` over the calls counted in waiting/executing (`i64::MAX` when
     /// none), so a maintenance pass can skip tasks with nothing to expire without a scan.
     oldest_active: i64,
@@ -189,6 +198,7 @@ impl Default for TaskState {
             days: Vec::new(),
             waiting: 0,
             executing: 0,
+            version: 0,
             oldest_active: i64::MAX,
         }
     }
@@ -289,10 +299,11 @@ impl TaskState {
     }
 
     /// Applies one call event whose day is inside the retention window (`Store::apply` checks).
+    /// `fail_code` is the event's cause when it is FAILED, else none.
     fn apply_call(
         &mut self,
         key: CallKey,
-        state: CallState,
+        (state, fail_code): (CallState, FailCodeId),
         ts: i64,
         day: Day,
         ctx: &ApplyContext,
@@ -307,6 +318,7 @@ impl TaskState {
                     day,
                     state,
                     expired: stale(ts),
+                    fail_code,
                 };
                 slot.insert(call);
                 self.add(&call);
@@ -328,6 +340,7 @@ impl TaskState {
                 }
                 new.last_ts = old.last_ts.max(ts);
                 new.expired = stale(new.last_ts);
+                new.fail_code = ctx.codes.join(old.fail_code, fail_code);
                 if new == old {
                     return (Applied::Unchanged, 0);
                 }
@@ -376,10 +389,11 @@ impl TaskState {
     }
 }
 
-struct ApplyContext {
+struct ApplyContext<'a> {
     watermark: i64,
     min_day: Day,
     stale_after_ms: i64,
+    codes: &'a FailCodes,
 }
 
 /// What one maintenance pass did.
@@ -401,6 +415,9 @@ pub struct Store {
     watermark: AtomicI64,
     calls_tracked: AtomicI64,
     calls_expired_total: AtomicU64,
+    fail_codes: FailCodes,
+    /// The last change number handed to a task's `version`.
+    changes: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -422,6 +439,8 @@ impl Store {
             watermark: AtomicI64::new(0),
             calls_tracked: AtomicI64::new(0),
             calls_expired_total: AtomicU64::new(0),
+            fail_codes: FailCodes::default(),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -461,14 +480,24 @@ impl Store {
             return Applied::TooOld;
         }
         let mut task = self.tasks.entry(event.task).or_default();
-        match event.kind {
-            EventKind::Call { call, state } => {
+        let applied = match event.kind {
+            EventKind::Call {
+                call,
+                state,
+                fail_code,
+            } => {
                 let ctx = ApplyContext {
                     watermark,
                     min_day,
                     stale_after_ms: self.policy.stale_after_ms,
+                    codes: &self.fail_codes,
                 };
-                let (applied, calls_delta) = task.apply_call(call, state, event.ts, day, &ctx);
+                let code = match fail_code {
+                    Some(c) if state == CallState::Failed => self.fail_codes.intern(c.as_str()),
+                    _ => FailCodes::NONE,
+                };
+                let (applied, calls_delta) =
+                    task.apply_call(call, (state, code), event.ts, day, &ctx);
                 if calls_delta != 0 {
                     self.calls_tracked.fetch_add(calls_delta, Ordering::Relaxed);
                 }
@@ -482,7 +511,15 @@ impl Store {
                 day,
                 min_day,
             ),
+        };
+        if applied == Applied::Changed {
+            task.version = self.next_change();
         }
+        applied
+    }
+
+    fn next_change(&self) -> u64 {
+        self.changes.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Expires stale calls and drops calls and days that left the retention window, by the
@@ -499,6 +536,9 @@ impl Store {
         for mut task in self.tasks.iter_mut() {
             if task.needs_sweep(watermark, min_day, stale) {
                 let (dropped, expired) = task.sweep(watermark, min_day, stale);
+                if dropped + expired > 0 {
+                    task.version = self.next_change();
+                }
                 report.calls_dropped += dropped;
                 report.calls_expired += expired;
                 emptied |= task.is_empty();
@@ -548,6 +588,7 @@ impl Store {
                 day: self.calendar.day_of(c.first_ts),
                 state: c.state,
                 expired: c.expired,
+                fail_code: c.fail_code,
             };
             if task.calls.insert(k, call).is_none() {
                 task.add(&call);
@@ -575,6 +616,30 @@ impl Store {
     /// The numbers of several tasks for one day, in the order asked, read in one pass.
     pub fn stats_of(&self, tasks: &[TaskKey], day: Day) -> Vec<TaskStats> {
         tasks.iter().map(|t| self.stats(t, day)).collect()
+    }
+
+    /// The change number of each task (0 for a task not in memory), in the order asked, read in
+    /// one pass: a stream compares them with the last it saw.
+    pub fn versions_of(&self, tasks: &[TaskKey], out: &mut Vec<u64>) {
+        out.clear();
+        out.extend(
+            tasks
+                .iter()
+                .map(|t| self.tasks.get(t).map_or(0, |s| s.version)),
+        );
+    }
+
+    /// Runs `read` on one task's state under its shard's read lock (`None`: not in memory).
+    pub fn with_task<R>(&self, task: &TaskKey, read: impl FnOnce(Option<&TaskState>) -> R) -> R {
+        match self.tasks.get(task) {
+            Some(t) => read(Some(&t)),
+            None => read(None),
+        }
+    }
+
+    /// The failure causes seen, interned (calls keep their ids).
+    pub fn fail_codes(&self) -> &FailCodes {
+        &self.fail_codes
     }
 
     /// A copy of one task's state, for tests and diagnostics.
