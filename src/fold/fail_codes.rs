@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
+use crate::events::{CallState, FailCode};
+
 /// A call's interned failure cause; [`FailCodes::NONE`] when it has none.
 pub type FailCodeId = u16;
 
@@ -52,6 +54,14 @@ impl FailCodes {
         let id = t.texts.len() as FailCodeId;
         t.ids.insert(text.into(), id);
         id
+    }
+
+    /// What a call event contributes: its cause when it is FAILED, else none.
+    pub fn of_event(&self, state: CallState, code: Option<FailCode>) -> FailCodeId {
+        match code {
+            Some(c) if state == CallState::Failed => self.intern(c.as_str()),
+            _ => Self::NONE,
+        }
     }
 
     /// The text of an id; `None` for [`Self::NONE`] (or an id never assigned).

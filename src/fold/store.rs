@@ -12,11 +12,12 @@
 //! - Stale calls are taken out of waiting/executing by [`Store::maintain`], which the consumer
 //!   runs between batches; [`Store::apply`] also re-checks the one call it touches.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use dashmap::DashMap;
+
+mod call_map;
+mod reads;
 
 use super::calendar::{Calendar, Day};
 use super::fail_codes::{FailCodeId, FailCodes};
@@ -155,25 +156,7 @@ impl DayCounts {
     }
 }
 
-/// Call keys are already hashes: hashing them again would only cost time.
-#[derive(Default)]
-pub struct CallKeyHasher(u64);
-
-impl Hasher for CallKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-pub type CallMap = HashMap<CallKey, Call, BuildHasherDefault<CallKeyHasher>>;
+pub use call_map::{CallKeyHasher, CallMap};
 
 /// Everything known about one task.
 #[derive(Debug, Clone)]
@@ -363,30 +346,6 @@ impl TaskState {
         bucket.plan = Some(plan);
         Applied::Changed
     }
-
-    /// The served numbers for `day`.
-    pub fn stats(&self, day: Day) -> TaskStats {
-        use CallState::*;
-        let (total, succ, fail, comp, planned) = match self.day(day) {
-            Some(d) => (
-                d.count(&CallState::ALL),
-                d.count(&[Connected, Finished]),
-                d.count(&[Failed]),
-                d.count(&[Failed, Finished]),
-                d.plan.map_or(0, |p| p.planned),
-            ),
-            None => (0, 0, 0, 0, 0),
-        };
-        TaskStats {
-            total,
-            succ,
-            fail,
-            comp,
-            wait: u64::from(self.waiting),
-            exec: u64::from(self.executing),
-            planned,
-        }
-    }
 }
 
 struct ApplyContext<'a> {
@@ -492,10 +451,7 @@ impl Store {
                     stale_after_ms: self.policy.stale_after_ms,
                     codes: &self.fail_codes,
                 };
-                let code = match fail_code {
-                    Some(c) if state == CallState::Failed => self.fail_codes.intern(c.as_str()),
-                    _ => FailCodes::NONE,
-                };
+                let code = self.fail_codes.of_event(state, fail_code);
                 let (applied, calls_delta) =
                     task.apply_call(call, (state, code), event.ts, day, &ctx);
                 if calls_delta != 0 {
@@ -611,35 +567,6 @@ impl Store {
         self.tasks
             .get(task)
             .map_or_else(TaskStats::default, |t| t.stats(day))
-    }
-
-    /// The numbers of several tasks for one day, in the order asked, read in one pass.
-    pub fn stats_of(&self, tasks: &[TaskKey], day: Day) -> Vec<TaskStats> {
-        tasks.iter().map(|t| self.stats(t, day)).collect()
-    }
-
-    /// The change number of each task (0 for a task not in memory), in the order asked, read in
-    /// one pass: a stream compares them with the last it saw.
-    pub fn versions_of(&self, tasks: &[TaskKey], out: &mut Vec<u64>) {
-        out.clear();
-        out.extend(
-            tasks
-                .iter()
-                .map(|t| self.tasks.get(t).map_or(0, |s| s.version)),
-        );
-    }
-
-    /// Runs `read` on one task's state under its shard's read lock (`None`: not in memory).
-    pub fn with_task<R>(&self, task: &TaskKey, read: impl FnOnce(Option<&TaskState>) -> R) -> R {
-        match self.tasks.get(task) {
-            Some(t) => read(Some(&t)),
-            None => read(None),
-        }
-    }
-
-    /// The failure causes seen, interned (calls keep their ids).
-    pub fn fail_codes(&self) -> &FailCodes {
-        &self.fail_codes
     }
 
     /// A copy of one task's state, for tests and diagnostics.
