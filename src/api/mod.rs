@@ -9,6 +9,7 @@
 //! comes first.
 
 pub mod batch;
+pub mod breakdown;
 pub mod request;
 pub mod response;
 
@@ -78,6 +79,7 @@ impl Default for Limits {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(PATH).route(web::route().to(realstatistic)));
     cfg.service(web::resource(batch::PATH).route(web::route().to(batch::route)));
+    cfg.service(web::resource(breakdown::PATH).route(web::route().to(breakdown::route)));
 }
 
 /// Numbers requests so every log line of one request carries the same id (also sent back as

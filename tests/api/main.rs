@@ -6,6 +6,7 @@ mod support;
 
 mod attacks;
 mod batch;
+mod breakdown;
 mod dead_letters;
 mod errors;
 mod health;
