@@ -109,6 +109,28 @@ pub struct ServeArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub streams: StreamArgs,
+}
+
+#[derive(Debug, Args, Default, Clone, Serialize)]
+pub struct StreamArgs {
+    /// Live streams open at once, in total; more: 429 [default: 1000].
+    #[arg(
+        id = "streams.max_open",
+        long = "max-streams",
+        env = "REALSTAT_MAX_STREAMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open: Option<usize>,
+    /// Live streams open at once per access key; more: 429 [default: 100].
+    #[arg(
+        id = "streams.max_per_key",
+        long = "max-streams-per-key",
+        env = "REALSTAT_MAX_STREAMS_PER_KEY"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_key: Option<usize>,
 }
 
 #[derive(Debug, Args, Default, Clone, Serialize)]

@@ -36,6 +36,10 @@ pub struct Metrics {
     pub snapshot_size: IntGauge,
     pub snapshot_failures: IntCounter,
     pub dead_letter_failures: IntCounter,
+    /// Live streams open now.
+    pub streams_open: IntGauge,
+    /// Live streams ended, by reason (`StreamEnd::label`).
+    pub streams_ended: IntCounterVec,
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     pub snapshot_last_ms: std::sync::atomic::AtomicI64,
@@ -258,6 +262,13 @@ impl Metrics {
                 "realstat_dead_letter_failures_total",
                 "Rejected events that could not be queued to the dead-letter topic.",
             ),
+            streams_open: gauge(&r, "realstat_streams_open", "Live streams open now."),
+            streams_ended: counter_vec(
+                &r,
+                "realstat_streams_ended_total",
+                "Live streams ended, by reason (client, slow_reader, key_revoked, shutdown).",
+                &["reason"],
+            ),
             snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
@@ -284,6 +295,9 @@ impl Metrics {
         }
         for kind in ConsumerError::ALL {
             m.consumer_errors.with_label_values(&[kind.label()]);
+        }
+        for reason in ["client", "slow_reader", "key_revoked", "shutdown"] {
+            m.streams_ended.with_label_values(&[reason]);
         }
         for effect in ["changed", "unchanged"] {
             m.events_applied.with_label_values(&[effect]);

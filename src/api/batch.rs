@@ -67,7 +67,7 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, String> {
         }
     };
     let tokens = items.iter().map(|v| IdToken::deserialize(v).ok());
-    let task_ids = task_ids(tokens, items.len())?;
+    let task_ids = task_ids(tokens, items.len(), "taskIds")?;
     Ok(Batch {
         cc_id,
         vdn,
@@ -75,27 +75,29 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, String> {
     })
 }
 
-/// Checks a list of task ids (from JSON or a query string): 1 to [`MAX_TASKS`], each with the
-/// rules of `taskId`. The error names the first offending position.
+/// Checks a list of task ids (`name`: `taskIds` of a body, `taskId` of a query string): 1 to
+/// [`MAX_TASKS`], each with the rules of `taskId`. The error names the first offending position
+/// (counted from 0).
 pub(crate) fn task_ids(
     tokens: impl Iterator<Item = Option<IdToken>>,
     len: usize,
+    name: &str,
 ) -> Result<Vec<u128>, String> {
     if len == 0 {
         return Err(format!(
-            "Invalid parameter: taskIds must hold 1..{MAX_TASKS} task ids, got none"
+            "Invalid parameter: {name} must hold 1..{MAX_TASKS} task ids, got none"
         ));
     }
     if len > MAX_TASKS {
         return Err(format!(
-            "Invalid parameter: taskIds[{MAX_TASKS}] is one too many: at most {MAX_TASKS} task ids"
+            "Invalid parameter: {name}[{MAX_TASKS}] is one too many: at most {MAX_TASKS} task ids"
         ));
     }
     tokens
         .enumerate()
         .map(|(i, t)| {
             t.and_then(IdToken::task_id).ok_or_else(|| {
-                format!("Invalid parameter: taskIds[{i}] must be 1..30 decimal digits")
+                format!("Invalid parameter: {name}[{i}] must be 1..30 decimal digits")
             })
         })
         .collect()

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod breakdown;
 pub mod request;
 pub mod response;
+pub mod stream;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,12 @@ pub struct ApiState {
     /// Peers whose `X-Forwarded-For` is believed (the NSLB).
     pub trusted_proxies: Arc<[IpAddr]>,
     pub limits: Limits,
+    /// Bumped by the consumer after each batch: live streams wake on it.
+    pub changes: Arc<crate::progress::Changes>,
+    /// The process's stop signal: live streams end on it.
+    pub shutdown: crate::shutdown::Shutdown,
+    /// Open live streams, per key and in total.
+    pub streams: Arc<stream::StreamLimits>,
 }
 
 /// Protections of the API listener against oversized and slow clients.
@@ -80,6 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(PATH).route(web::route().to(realstatistic)));
     cfg.service(web::resource(batch::PATH).route(web::route().to(batch::route)));
     cfg.service(web::resource(breakdown::PATH).route(web::route().to(breakdown::route)));
+    cfg.service(web::resource(stream::PATH).route(web::route().to(stream::route)));
 }
 
 /// Numbers requests so every log line of one request carries the same id (also sent back as

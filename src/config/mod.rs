@@ -83,6 +83,17 @@ pub struct Settings {
     pub snapshot: SnapshotSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub streams: StreamSettings,
+}
+
+/// Live streams (`GET .../realstatistic/stream`): how many may be open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Open streams in total; beyond: 429.
+    pub max_open: usize,
+    /// Open streams of one access key; beyond: 429.
+    pub max_per_key: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +208,10 @@ impl Default for Settings {
                 keep_alive: http.keep_alive,
                 max_connections: http.max_connections,
             },
+            streams: StreamSettings {
+                max_open: 1000,
+                max_per_key: 100,
+            },
         }
     }
 }
@@ -259,6 +274,12 @@ impl Settings {
         }
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if self.streams.max_open == 0 {
+            return Err(invalid("streams.max_open", "must be at least 1"));
+        }
+        if self.streams.max_per_key == 0 {
+            return Err(invalid("streams.max_per_key", "must be at least 1"));
         }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));

@@ -14,4 +14,5 @@ mod keys;
 mod outage;
 mod realstatistic;
 mod restore;
+mod stream;
 mod tls;

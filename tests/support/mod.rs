@@ -12,6 +12,8 @@ use realstat::dev::embedded::EmbeddedKafka;
 use realstat::shutdown::Shutdown;
 use realstat::startup::Application;
 
+pub mod sse;
+
 pub const PATH: &str = realstat::api::PATH;
 /// Reads every VDN.
 pub const AK: &str = "globalaktest";
