@@ -56,14 +56,18 @@ pub fn api(
 ) -> Result<Server, ServerError> {
     let limits = state.limits;
     let state = web::Data::new(state);
-    let mut server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-            .disable_signals()
-            .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-            .client_request_timeout(limits.request_head_timeout)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .keep_alive(limits.keep_alive)
-            .max_connections(limits.max_connections);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(api::configure)
+            .configure(crate::wallboard::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+    .client_request_timeout(limits.request_head_timeout)
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(limits.keep_alive)
+    .max_connections(limits.max_connections);
     if let Some(w) = workers {
         server = server.workers(w);
     }

@@ -16,3 +16,4 @@ mod realstatistic;
 mod restore;
 mod stream;
 mod tls;
+mod wallboard;
