@@ -7,7 +7,8 @@
 //! routes, with their checks. A strict Content-Security-Policy allows only this origin.
 
 use actix_web::http::header::{
-    HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use actix_web::{web, HttpResponse};
 
@@ -21,22 +22,34 @@ const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// Mounts the page and its two assets (GET only; other methods get 405 from actix).
+/// Mounts the page and its two assets: GET only, other methods 405 with `Allow: GET`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(PATH).route(web::get().to(index)))
-        .service(web::resource("/wallboard/wallboard.js").route(web::get().to(script)))
-        .service(web::resource("/wallboard/wallboard.css").route(web::get().to(style)));
+    for (path, handler) in [
+        (PATH, index as fn() -> HttpResponse),
+        ("/wallboard/wallboard.js", script),
+        ("/wallboard/wallboard.css", style),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(move || std::future::ready(handler())))
+                .default_service(web::to(|| async {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((ALLOW, "GET"))
+                        .finish()
+                })),
+        );
+    }
 }
 
-async fn index() -> HttpResponse {
+fn index() -> HttpResponse {
     asset(INDEX, "text/html; charset=utf-8")
 }
 
-async fn script() -> HttpResponse {
+fn script() -> HttpResponse {
     asset(SCRIPT, "text/javascript; charset=utf-8")
 }
 
-async fn style() -> HttpResponse {
+fn style() -> HttpResponse {
     asset(STYLE, "text/css; charset=utf-8")
 }
 

@@ -110,7 +110,7 @@ async fn bounds_answer_429_before_the_stream_and_places_come_back() {
         s.streams.max_open = 2;
     })
     .await;
-    let first = open(&app.api, "vdn=92&taskId=1", AK, SK)
+    let first = open(&app.api, "vdn=92&taskId=7", AK, SK)
         .await
         .expect("open");
     let refused = open(&app.api, "vdn=92&taskId=1", AK, SK)
@@ -126,9 +126,11 @@ async fn bounds_answer_429_before_the_stream_and_places_come_back() {
         .await
         .expect("another key");
     drop(first);
-    // The first stream's place comes back once the server sees it closed.
+    // The first stream's place comes back once the server sees it closed: when the connection
+    // was reset, or at its next write (here: a change of its task; else the heartbeat).
     let mut reopened = None;
-    for _ in 0..100 {
+    for i in 0..100 {
+        produce_call(&kafka, 7, &format!("c{i}"), CallState::Queued);
         match open(&app.api, "vdn=92&taskId=1", AK, SK).await {
             Ok(s) => {
                 reopened = Some(s);
