@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each program that includes this uses its own subset
 //! A minimal blocking client of the live stream over a real socket: sends the signed GET, reads
 //! the head, then the chunked `text/event-stream` body event by event.
 
