@@ -136,43 +136,9 @@ pub fn run(o: &Opts) {
             "{streams} streams open, each on 1 probe task + {} busy tasks; {rate} events/s over {tasks} tasks",
             hot_ids.len()
         ));
-        let probe_topic = topic.clone();
-        let sent = tokio::task::spawn_blocking(move || {
-            std::thread::sleep(Duration::from_secs(2));
-            let mut sent: Vec<Vec<Instant>> = vec![Vec::new(); streams];
-            let mut x = 0x9E37_79B9_7F4A_7C15_u64;
-            for round in 0..rounds {
-                for (i, times) in sent.iter_mut().enumerate() {
-                    let task = probe_task(i);
-                    let payload = realstat::events::encode_call(
-                        &task,
-                        &format!("probe-{round}"),
-                        realstat::events::CallState::Queued,
-                        now_ms(),
-                    );
-                    let key = task.to_string();
-                    times.push(Instant::now());
-                    producer
-                        .send(BaseRecord::<str, str>::to(&probe_topic).key(&key).payload(&payload))
-                        .map_err(|(e, _)| e)
-                        .expect("probe queued");
-                    producer.poll(Duration::ZERO);
-                }
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let pause = Instant::now() + Duration::from_millis(400 + x % 300);
-                while Instant::now() < pause {
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-            let _ = producer.flush(Duration::from_secs(10));
-            std::thread::sleep(Duration::from_secs(3));
-            sent
-        })
-        .await
-        .expect("probes");
-        let open_at_end = app.app_store.tasks_tracked();
+        let sent = tokio::task::spawn_blocking(move || probe(&producer, &topic, streams, rounds))
+            .await
+            .expect("probes");
         stop.trigger();
         let _ = tokio::task::spawn_blocking(move || traffic.join()).await;
         app.stop().await;
@@ -182,43 +148,86 @@ pub fn run(o: &Opts) {
                 .await
                 .expect("join");
         }
-
         let seen = seen.lock().expect("lock");
-        let mut latencies = Vec::new();
-        let mut missing = 0;
-        for (i, times) in sent.iter().enumerate() {
-            let rows = seen.get(&i).map(Vec::as_slice).unwrap_or(&[]);
-            for (round, &at) in times.iter().enumerate() {
-                let want = round as u64 + 1;
-                match rows.iter().find(|(n, _)| *n >= want) {
-                    Some((_, got)) => latencies.push(got.saturating_duration_since(at)),
-                    None => missing += 1,
-                }
+        summarize(&sent, &seen, events);
+    });
+}
+
+/// Produces `rounds` rounds of one probe event per stream, 400..700 ms apart; when each was sent.
+fn probe(producer: &BaseProducer, topic: &str, streams: usize, rounds: usize) -> Vec<Vec<Instant>> {
+    std::thread::sleep(Duration::from_secs(2));
+    let mut sent: Vec<Vec<Instant>> = vec![Vec::new(); streams];
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for round in 0..rounds {
+        for (i, times) in sent.iter_mut().enumerate() {
+            let task = probe_task(i);
+            let payload = realstat::events::encode_call(
+                &task,
+                &format!("probe-{round}"),
+                realstat::events::CallState::Queued,
+                now_ms(),
+            );
+            let key = task.to_string();
+            times.push(Instant::now());
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .key(&key)
+                        .payload(&payload),
+                )
+                .map_err(|(e, _)| e)
+                .expect("probe queued");
+            producer.poll(Duration::ZERO);
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let pause = Instant::now() + Duration::from_millis(400 + x % 300);
+        while Instant::now() < pause {
+            producer.poll(Duration::from_millis(5));
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    sent
+}
+
+/// A probe of round `r` arrived when its stream first showed `totalCount` of at least `r + 1`.
+fn summarize(sent: &[Vec<Instant>], seen: &HashMap<usize, Vec<(u64, Instant)>>, events: u64) {
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    for (i, times) in sent.iter().enumerate() {
+        let rows = seen.get(&i).map(Vec::as_slice).unwrap_or(&[]);
+        for (round, &at) in times.iter().enumerate() {
+            let want = round as u64 + 1;
+            match rows.iter().find(|(n, _)| *n >= want) {
+                Some((_, got)) => latencies.push(got.saturating_duration_since(at)),
+                None => missing += 1,
             }
         }
-        latencies.sort();
-        let pct = |q: f64| -> f64 {
-            if latencies.is_empty() {
-                return f64::NAN;
-            }
-            let k = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
-            latencies[k - 1].as_secs_f64() * 1000.0
-        };
-        info(format!(
-            "{} probes delivered, {missing} missing; {events} events read; {open_at_end} tasks in the store",
-            latencies.len()
-        ));
-        info(format!(
-            "probe to stream: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            pct(0.5),
-            pct(0.99),
-            pct(1.0)
-        ));
-        report("stream_probes", latencies.len() as f64);
-        report("stream_missing", f64::from(missing));
-        report("stream_p50_ms", pct(0.5));
-        report("stream_p99_ms", pct(0.99));
-        report("stream_max_ms", pct(1.0));
-        report("stream_events", events as f64);
-    });
+    }
+    latencies.sort();
+    let pct = |q: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let k = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[k - 1].as_secs_f64() * 1000.0
+    };
+    info(format!(
+        "{} probes delivered, {missing} missing; {events} events read",
+        latencies.len()
+    ));
+    info(format!(
+        "probe to stream: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    ));
+    report("stream_probes", latencies.len() as f64);
+    report("stream_missing", f64::from(missing));
+    report("stream_p50_ms", pct(0.5));
+    report("stream_p99_ms", pct(0.99));
+    report("stream_max_ms", pct(1.0));
+    report("stream_events", events as f64);
 }

@@ -43,9 +43,9 @@ pub fn parse_query(raw: Option<&str>, default_cc_id: u16) -> Result<Batch, Strin
         let token = String::from_utf8(form_decode(v))
             .ok()
             .and_then(|text| IdToken::deserialize(&serde_json::Value::String(text)).ok());
-        let slot = match form_decode(k).as_slice() {
-            b"ccId" => &mut cc_id,
-            b"vdn" => &mut vdn,
+        let (name, slot) = match form_decode(k).as_slice() {
+            b"ccId" => ("ccId", &mut cc_id),
+            b"vdn" => ("vdn", &mut vdn),
             b"taskId" => {
                 tasks.push(token);
                 continue;
@@ -53,11 +53,6 @@ pub fn parse_query(raw: Option<&str>, default_cc_id: u16) -> Result<Batch, Strin
             _ => continue,
         };
         if slot.is_some() {
-            let name = if piece.starts_with('v') {
-                "vdn"
-            } else {
-                "ccId"
-            };
             return Err(format!("Invalid parameter: {name} must be given once"));
         }
         *slot = Some(token.unwrap_or(IdToken::Invalid));
@@ -223,6 +218,7 @@ mod tests {
             ("vdn=92", "taskId is required"),
             ("vdn=92&vdn=92&taskId=1", "vdn must be given once"),
             ("ccId=1&ccId=1&vdn=92&taskId=1", "ccId must be given once"),
+            ("vdn=92&%76dn=92&taskId=1", "vdn must be given once"),
             ("vdn=92&taskId=1&taskId=x", "taskId[1] must be"),
             ("vdn=92&taskId=+1", "taskId[0] must be"),
             ("vdn=92&taskId=", "taskId[0] must be"),
