@@ -12,10 +12,15 @@
 //! $B query                                                  # realstat vs bare actix-web
 //! $B freshness [--brokers H:P]                              # produce -> visible in a response
 //! $B restore                                                # 1M-call snapshot -> ready
+//! $B stream  [--brokers H:P]                                # 100 live streams: probe -> client
 //! ```
 //!
 //! Every address is loopback. Options: `--key value`; see each function for its defaults.
 
+#[path = "../tests/support/sse.rs"]
+mod sse;
+#[path = "bench_load/stream.rs"]
+mod stream;
 #[path = "../benches/support/mod.rs"]
 mod support;
 
@@ -99,7 +104,7 @@ impl Opts {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: bench_load <broker|produce|consume|fold|query|freshness|restore> [--key value]...");
+        eprintln!("usage: bench_load <broker|produce|consume|fold|query|freshness|restore|stream> [--key value]...");
         std::process::exit(2);
     };
     let o = Opts::parse(&args[1..]);
@@ -114,6 +119,7 @@ fn main() {
         "query" => query(&o),
         "freshness" => freshness(&o),
         "restore" => restore(&o),
+        "stream" => stream::run(&o),
         "offsets" => offsets(&o),
         other => {
             eprintln!("unknown subcommand {other:?}");

@@ -112,6 +112,8 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub tenants: TenantArgs,
+    #[command(flatten)]
+    pub streams: StreamArgs,
 }
 
 #[derive(Debug, Args, Default, Clone, Serialize)]
@@ -137,6 +139,26 @@ pub struct TenantArgs {
     )]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vdns: Vec<u16>,
+}
+
+#[derive(Debug, Args, Default, Clone, Serialize)]
+pub struct StreamArgs {
+    /// Live streams open at once, in total; more: 429 [default: 1000].
+    #[arg(
+        id = "streams.max_open",
+        long = "max-streams",
+        env = "REALSTAT_MAX_STREAMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open: Option<usize>,
+    /// Live streams open at once per access key; more: 429 [default: 100].
+    #[arg(
+        id = "streams.max_per_key",
+        long = "max-streams-per-key",
+        env = "REALSTAT_MAX_STREAMS_PER_KEY"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_key: Option<usize>,
 }
 
 #[derive(Debug, Args, Default, Clone, Serialize)]

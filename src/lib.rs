@@ -6,7 +6,8 @@
 //! - [`auth`]: the C2 AK/SK request signature, the keys file and the lockout.
 //! - [`ingest`]: the Kafka consumer that feeds the fold; [`progress`] is what it tells the rest.
 //! - [`snapshot`]: the store and its log positions on disk.
-//! - [`api`] and [`admin`]: the HTTP handlers; [`server`] runs them on their listeners.
+//! - [`api`] and [`admin`]: the HTTP handlers; [`server`] runs them on their listeners;
+//!   [`wallboard`]: the supervisor page served beside the API.
 //! - [`startup`], [`config`], [`shutdown`], [`cli`]: wiring.
 //! - [`dev`] (feature `dev`): the embedded demo, the simulator and the query client.
 
@@ -29,3 +30,4 @@ pub mod snapshot;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod wallboard;

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub keys_reloads: IntCounterVec,
     /// Access keys in force: [`Metrics::keys_in_force`].
     pub keys_loaded: IntGauge,
+    /// Live streams open now.
+    pub streams_open: IntGauge,
+    /// Live streams ended, by reason (`StreamEnd::label`).
+    pub streams_ended: IntCounterVec,
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     pub snapshot_last_ms: std::sync::atomic::AtomicI64,
@@ -292,6 +296,13 @@ impl Metrics {
             ),
             keys_reloads,
             keys_loaded,
+            streams_open: gauge(&r, "realstat_streams_open", "Live streams open now."),
+            streams_ended: counter_vec(
+                &r,
+                "realstat_streams_ended_total",
+                "Live streams ended, by reason (client, slow_reader, key_revoked, shutdown).",
+                &["reason"],
+            ),
             snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
@@ -326,6 +337,9 @@ impl Metrics {
         }
         for kind in ConsumerError::ALL {
             m.consumer_errors.with_label_values(&[kind.label()]);
+        }
+        for reason in ["client", "slow_reader", "key_revoked", "shutdown"] {
+            m.streams_ended.with_label_values(&[reason]);
         }
         for effect in ["changed", "unchanged"] {
             m.events_applied.with_label_values(&[effect]);

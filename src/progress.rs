@@ -24,3 +24,31 @@ impl Readiness {
         self.ready.store(true, Ordering::Release);
     }
 }
+
+/// "The store may have changed": bumped by the consumer after each batch it folded and each
+/// maintenance pass that expired or dropped calls. Live streams wait on it, then compare their
+/// tasks' change numbers, so the fold itself never wakes anyone.
+#[derive(Debug)]
+pub struct Changes {
+    tx: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            tx: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Changes {
+    /// Wakes every subscriber (cheap when there is none).
+    pub fn bump(&self) {
+        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every later [`Changes::bump`] (several coalesce into one wake).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+}

@@ -155,6 +155,7 @@ pub fn api(
                 async move { answer.await.map(|res| close_when_draining(res, &drain)) }
             })
             .configure(api::configure)
+            .configure(crate::wallboard::configure)
     })
     .on_connect(move |_, extensions| conn_drain.connected(extensions))
     .disable_signals()

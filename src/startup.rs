@@ -11,13 +11,14 @@ use std::time::Duration;
 use actix_web::dev::Server;
 
 use crate::admin::AdminState;
+use crate::api::stream::StreamLimits;
 use crate::api::ApiState;
 use crate::auth::{KeySet, Keys, Lockout, LockoutPolicy};
 use crate::config::Settings;
 use crate::fold::Store;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
-use crate::progress::{Positions, Readiness};
+use crate::progress::{Changes, Positions, Readiness};
 use crate::server::{self, ServerError};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, SnapshotDir, SnapshotError, Snapshotter};
@@ -92,6 +93,7 @@ impl Application {
         let shutdown = Shutdown::new();
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::default());
+        let changes = Arc::new(Changes::default());
         let store = Arc::new(Store::new(settings.calendar(), settings.fold_policy()));
         let source = open_source(&settings, &shutdown)?;
         let topic = settings.kafka.topic.clone();
@@ -111,6 +113,7 @@ impl Application {
             store.clone(),
             metrics.clone(),
             readiness.clone(),
+            changes.clone(),
             start,
             &shutdown,
         )?;
@@ -128,7 +131,14 @@ impl Application {
             server::local_port(&api_listener),
             server::local_port(&admin_listener),
         );
-        let api_state = api_state(&settings, &store, &keys, &metrics, &readiness);
+        let api_state = api_state(
+            &settings,
+            &store,
+            &keys,
+            &metrics,
+            &readiness,
+            (changes, shutdown.clone()),
+        );
         let drains = (server::Drain::default(), server::Drain::default());
         let api_server = server::api(
             api_listener,
@@ -357,6 +367,7 @@ fn api_state(
     keys: &Keys,
     metrics: &Arc<Metrics>,
     readiness: &Arc<Readiness>,
+    (changes, shutdown): (Arc<Changes>, Shutdown),
 ) -> ApiState {
     let auth = &settings.auth;
     ApiState {
@@ -375,5 +386,12 @@ fn api_state(
         trusted_proxies: auth.trusted_proxies.clone().into(),
         limits: settings.http_limits(),
         tenants: settings.tenant_filter(),
+        changes,
+        shutdown,
+        streams: Arc::new(StreamLimits::new(
+            settings.streams.max_open,
+            settings.streams.max_per_key,
+            metrics.clone(),
+        )),
     }
 }

@@ -106,6 +106,10 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
         banner.contains(&format!("REALSTAT_SK={sk} ")) && !banner.contains("--sk"),
         "banner:\n{banner}"
     );
+    assert!(
+        banner.contains(&format!("http://{api}/wallboard?ccId=1&vdn=92&taskIds=")),
+        "the banner shows the wallboard:\n{banner}"
+    );
 
     // Live numbers: the simulator keeps calling, so the day's total grows.
     let deadline = Instant::now() + Duration::from_secs(60);

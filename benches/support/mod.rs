@@ -173,6 +173,7 @@ pub fn synthetic_call(t: usize, c: usize, calls_per_task: usize, now: i64) -> Ev
         kind: EventKind::Call {
             call: CallKey(h),
             state,
+            fail_code: None,
         },
     }
 }

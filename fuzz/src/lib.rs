@@ -23,7 +23,9 @@ use realstat::auth::{
     Clock, HeaderLookup, KeySet, Keys, SignedParts,
 };
 use realstat::events::ids::TaskKey;
-use realstat::events::{encode_call, encode_task, CallKey, CallState, Decoder, Event, EventKind};
+use realstat::events::{
+    encode_call_with_code, encode_task, CallKey, CallState, Decoder, Event, EventKind, FailCode,
+};
 use realstat::fold::{Applied, Calendar, Day, FoldPolicy, Store};
 
 /// Runs the checks of one target on one input; panics on a failed check.
@@ -527,7 +529,11 @@ fn check_decode(decoder: &Decoder, message: &[u8]) -> Option<Event> {
             assert!(i64::try_from(planned).is_ok(), "plannedCount {planned}");
             encode_task(&event.task, planned, event.ts)
         }
-        EventKind::Call { call, state } => {
+        EventKind::Call {
+            call,
+            state,
+            fail_code,
+        } => {
             let text: CallText =
                 serde_json::from_str(&String::from_utf8_lossy(message)).expect("a decoded event");
             let call_id = text
@@ -542,7 +548,13 @@ fn check_decode(decoder: &Decoder, message: &[u8]) -> Option<Event> {
                 text.state.as_deref().and_then(CallState::parse),
                 Some(state)
             );
-            encode_call(&event.task, &call_id, state, event.ts)
+            encode_call_with_code(
+                &event.task,
+                &call_id,
+                state,
+                event.ts,
+                fail_code.as_ref().map(FailCode::as_str),
+            )
         }
     };
     assert_eq!(

@@ -1,13 +1,18 @@
-//! The realstatistic endpoint: `POST /rest/cmsapp/v1/openapi/fromisales/realstatistic`.
+//! The API listener's routes: the realstatistic endpoint
+//! (`POST /rest/cmsapp/v1/openapi/fromisales/realstatistic`) and the wallboard routes beside it.
 //!
-//! The checks run in this order, each with its row of the error table in api.md: method (405),
-//! body size (413), authentication (401), Content-Type and body (0100002), the key's scope
-//! (0101003), readiness (503), then the answer. Authentication comes before parsing so an
-//! unauthenticated client learns nothing about the parameters it sends; it needs the body,
-//! which is part of the signature, so the size limit comes first.
+//! Every route runs the same steps, each with its row of the error table in api.md: [`admit`]
+//! (method 405, header size 431, lockout 403, body size 413, authentication 401), then its own
+//! parameters (0100002), [`check_scope`] (0101003), [`check_ready`] (503), then the answer.
+//! Authentication comes before parsing so an unauthenticated client learns nothing about the
+//! parameters it sends; it needs the body, which is part of the signature, so the size limit
+//! comes first.
 
+pub mod batch;
+pub mod breakdown;
 pub mod request;
 pub mod response;
+pub mod stream;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +49,12 @@ pub struct ApiState {
     pub limits: Limits,
     /// The tenants this deployment keeps: queries for others are refused like a key's scope.
     pub tenants: TenantFilter,
+    /// Bumped by the consumer after each batch: live streams wake on it.
+    pub changes: Arc<crate::progress::Changes>,
+    /// The process's stop signal: live streams end on it.
+    pub shutdown: crate::shutdown::Shutdown,
+    /// Open live streams, per key and in total.
+    pub streams: Arc<stream::StreamLimits>,
 }
 
 /// Protections of the API listener against oversized and slow clients.
@@ -77,6 +88,9 @@ impl Default for Limits {
 /// body has the vendor's shape.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(PATH).route(web::route().to(realstatistic)));
+    cfg.service(web::resource(batch::PATH).route(web::route().to(batch::route)));
+    cfg.service(web::resource(breakdown::PATH).route(web::route().to(breakdown::route)));
+    cfg.service(web::resource(stream::PATH).route(web::route().to(stream::route)));
 }
 
 /// Numbers requests so every log line of one request carries the same id (also sent back as
@@ -88,10 +102,31 @@ async fn realstatistic(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
+    answer(req, payload, state, |req, payload, state| async move {
+        handle(&req, payload, &state)
+            .await
+            .map(Realstatistic::into_response)
+    })
+    .await
+}
+
+/// What every route of the API listener shares around its own checks: the request id (a span
+/// on its log lines and the `X-Request-Id` header), the request metrics, and the log line and
+/// body of a refusal.
+pub(crate) async fn answer<F, Fut>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+    route: F,
+) -> HttpResponse
+where
+    F: FnOnce(HttpRequest, web::Payload, web::Data<ApiState>) -> Fut,
+    Fut: std::future::Future<Output = Result<HttpResponse, ApiError>>,
+{
     use tracing::Instrument;
     let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", request_id = id);
-    let mut resp = respond(req, payload, state).instrument(span).await;
+    let mut resp = respond(req, payload, state, route).instrument(span).await;
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
         resp.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-request-id"),
@@ -101,22 +136,26 @@ async fn realstatistic(
     resp
 }
 
-async fn respond(
+async fn respond<F, Fut>(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+    route: F,
+) -> HttpResponse
+where
+    F: FnOnce(HttpRequest, web::Payload, web::Data<ApiState>) -> Fut,
+    Fut: std::future::Future<Output = Result<HttpResponse, ApiError>>,
+{
     let started = Instant::now();
-    let outcome = handle(&req, payload, &state).await;
+    let metrics = state.metrics.clone();
+    let outcome = route(req, payload, state).await;
     let (status, code) = match &outcome {
         Ok(_) => (200, response::SUCCESS),
         Err(e) => (e.status.as_u16(), e.code),
     };
-    state
-        .metrics
-        .request_answered(status, code, started.elapsed().as_secs_f64());
+    metrics.request_answered(status, code, started.elapsed().as_secs_f64());
     match outcome {
-        Ok(body) => body.into_response(),
+        Ok(resp) => resp,
         Err(e) => {
             if e.status.is_server_error() {
                 tracing::warn!(status, code, reason = %e.desc, "request failed");
@@ -133,8 +172,37 @@ async fn handle(
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<Realstatistic, ApiError> {
-    if req.method() != Method::POST {
-        return Err(ApiError::method_not_allowed());
+    let admitted = admit(req, payload, state, Method::POST).await?;
+    check_json(req)?;
+    let task =
+        request::parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid)?;
+    check_scope(&admitted.key, task.cc_id, task.vdn, state)?;
+    check_ready(state)?;
+    let stats = state.store.stats(&task, today(&state.store));
+    Ok(Realstatistic::from(stats))
+}
+
+/// A request that passed the checks every route shares: who signed it, and its body.
+pub(crate) struct Admitted {
+    pub key: Arc<auth::KeyEntry>,
+    pub body: web::Bytes,
+}
+
+/// The first checks of every route, in the order of api.md: method (405), header size (431),
+/// lockout of the client address (403), body size and read (413, 408, 0100002), authentication
+/// (401, counted towards the lockout).
+pub(crate) async fn admit(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+    method: Method,
+) -> Result<Admitted, ApiError> {
+    if req.method() != method {
+        return Err(if method == Method::GET {
+            ApiError::method_not_allowed_use_get()
+        } else {
+            ApiError::method_not_allowed()
+        });
     }
     let header_bytes: usize = req
         .headers()
@@ -179,25 +247,45 @@ async fn handle(
         }
         ApiError::unauthorized(e)
     })?;
+    Ok(Admitted { key, body })
+}
 
+/// `Content-Type` of a JSON body (0100002).
+pub(crate) fn check_json(req: &HttpRequest) -> Result<(), ApiError> {
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .map(|v| v.as_bytes());
-    request::check_content_type(content_type).map_err(ApiError::invalid)?;
-    let task = request::parse_body(&body, state.default_cc_id).map_err(ApiError::invalid)?;
+    request::check_content_type(content_type).map_err(ApiError::invalid)
+}
 
-    if !key.may_read(task.cc_id, task.vdn) || !state.tenants.keeps(task.cc_id, task.vdn) {
-        state.metrics.auth_refused(AuthRefusal::Forbidden);
-        return Err(ApiError::forbidden());
+/// The key's scope (0101003): may it read this call center and VDN, and does this deployment
+/// keep that tenant (`tenants.*`)?
+pub(crate) fn check_scope(
+    key: &auth::KeyEntry,
+    cc_id: u16,
+    vdn: u16,
+    state: &ApiState,
+) -> Result<(), ApiError> {
+    if key.may_read(cc_id, vdn) && state.tenants.keeps(cc_id, vdn) {
+        return Ok(());
     }
-    if !state.readiness.is_ready() {
-        return Err(ApiError::not_ready());
+    state.metrics.auth_refused(AuthRefusal::Forbidden);
+    Err(ApiError::forbidden())
+}
+
+/// Readiness (503): the replica has caught up with the log.
+pub(crate) fn check_ready(state: &ApiState) -> Result<(), ApiError> {
+    if state.readiness.is_ready() {
+        Ok(())
+    } else {
+        Err(ApiError::not_ready())
     }
-    let stats = state
-        .store
-        .stats(&task, state.store.calendar().day_of(crate::clock::now_ms()));
-    Ok(Realstatistic::from(stats))
+}
+
+/// The local day of the wall clock: what "today" means for a request.
+pub(crate) fn today(store: &Store) -> crate::fold::Day {
+    store.calendar().day_of(crate::clock::now_ms())
 }
 
 /// The address the lockout counts for: the peer, or what a trusted proxy says it is.

@@ -63,24 +63,10 @@ struct WireRequest {
 /// Parses the body into the task asked for. `default_cc_id` stands in for an absent (or null)
 /// `ccId`.
 pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<TaskKey, InvalidRequest> {
-    // serde would also accept a JSON array as a struct ([ccId, vdn, taskId] by position): the
-    // contract says object, so check the first significant byte first.
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(InvalidRequest::NotJsonObject);
-    }
-    // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
-    let text = std::str::from_utf8(body).map_err(|_| InvalidRequest::NotJsonObject)?;
+    let text = object_text(body)?;
     let wire: WireRequest =
         serde_json::from_str(text).map_err(|_| InvalidRequest::NotJsonObject)?;
-    let cc_id = match wire.cc_id {
-        None | Some(IdToken::Null) => default_cc_id,
-        Some(t) => t.in_range(CC_ID_MAX).ok_or(InvalidRequest::CcId)? as u16,
-    };
-    let vdn = match wire.vdn {
-        None | Some(IdToken::Null) => return Err(InvalidRequest::VdnMissing),
-        Some(t) => t.in_range(VDN_MAX).ok_or(InvalidRequest::Vdn)? as u16,
-    };
+    let (cc_id, vdn) = cc_id_and_vdn(wire.cc_id, wire.vdn, default_cc_id)?;
     let task_id = match wire.task_id {
         None | Some(IdToken::Null) => return Err(InvalidRequest::TaskIdMissing),
         Some(t) => t.task_id().ok_or(InvalidRequest::TaskId)?,
@@ -90,6 +76,35 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<TaskKey, InvalidReq
         vdn,
         task_id,
     })
+}
+
+/// The body as text, when it can be one JSON object: it starts with `{` and is UTF-8.
+pub(crate) fn object_text(body: &[u8]) -> Result<&str, InvalidRequest> {
+    // serde would also accept a JSON array as a struct ([ccId, vdn, taskId] by position): the
+    // contract says object, so check the first significant byte first.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(InvalidRequest::NotJsonObject);
+    }
+    // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
+    std::str::from_utf8(body).map_err(|_| InvalidRequest::NotJsonObject)
+}
+
+/// `ccId` (absent or null: `default_cc_id`) and `vdn`, checked in that order.
+pub(crate) fn cc_id_and_vdn(
+    cc_id: Option<IdToken>,
+    vdn: Option<IdToken>,
+    default_cc_id: u16,
+) -> Result<(u16, u16), InvalidRequest> {
+    let cc_id = match cc_id {
+        None | Some(IdToken::Null) => default_cc_id,
+        Some(t) => t.in_range(CC_ID_MAX).ok_or(InvalidRequest::CcId)? as u16,
+    };
+    let vdn = match vdn {
+        None | Some(IdToken::Null) => return Err(InvalidRequest::VdnMissing),
+        Some(t) => t.in_range(VDN_MAX).ok_or(InvalidRequest::Vdn)? as u16,
+    };
+    Ok((cc_id, vdn))
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ pub struct Realstatistic {
     result_desc: Values,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Values {
+pub(crate) struct Values {
     total_count: String,
     succ_count: String,
     fail_count: String,
@@ -41,21 +41,74 @@ struct Values {
     exec_count: String,
 }
 
+impl From<TaskStats> for Values {
+    fn from(s: TaskStats) -> Self {
+        Values {
+            total_count: s.total.to_string(),
+            succ_count: s.succ.to_string(),
+            fail_count: s.fail.to_string(),
+            succ_rate: s.succ_rate().to_string(),
+            comp_count: s.comp.to_string(),
+            comp_rate: s.comp_rate().to_string(),
+            wait_count: s.wait.to_string(),
+            exec_count: s.exec.to_string(),
+        }
+    }
+}
+
 impl From<TaskStats> for Realstatistic {
     fn from(s: TaskStats) -> Self {
         Realstatistic {
             result_code: SUCCESS,
-            result_desc: Values {
-                total_count: s.total.to_string(),
-                succ_count: s.succ.to_string(),
-                fail_count: s.fail.to_string(),
-                succ_rate: s.succ_rate().to_string(),
-                comp_count: s.comp.to_string(),
-                comp_rate: s.comp_rate().to_string(),
-                wait_count: s.wait.to_string(),
-                exec_count: s.exec.to_string(),
-            },
+            result_desc: Values::from(s),
         }
+    }
+}
+
+/// One task's values with its canonical id: a row of the batch answer and the `data:` of a
+/// stream event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    #[serde(rename = "taskId")]
+    task_id: String,
+    #[serde(flatten)]
+    values: Values,
+}
+
+impl Row {
+    pub fn new(task_id: u128, stats: TaskStats) -> Self {
+        Row {
+            task_id: task_id.to_string(),
+            values: Values::from(stats),
+        }
+    }
+
+    /// The row as compact JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing a struct of strings cannot fail; an empty object is the safe fallback.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// A success answer whose `resultDesc` is any serializable value (batch rows, a breakdown).
+#[derive(Debug, Serialize)]
+pub struct Success<T: Serialize> {
+    #[serde(rename = "resultCode")]
+    result_code: &'static str,
+    #[serde(rename = "resultDesc")]
+    result_desc: T,
+}
+
+impl<T: Serialize> Success<T> {
+    pub fn new(result_desc: T) -> Self {
+        Success {
+            result_code: SUCCESS,
+            result_desc,
+        }
+    }
+
+    pub fn into_response(self) -> HttpResponse {
+        json_response(StatusCode::OK, &self)
     }
 }
 
@@ -71,6 +124,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub desc: Cow<'static, str>,
+    /// The `Allow` header of a 405.
+    allow: &'static str,
 }
 
 #[derive(Serialize)]
@@ -87,6 +142,7 @@ impl ApiError {
             status,
             code,
             desc: desc.into(),
+            allow: "POST",
         }
     }
 
@@ -96,6 +152,18 @@ impl ApiError {
             INVOCATION_FAILED,
             "Method not allowed: use POST",
         )
+    }
+
+    /// A 405 on the stream route, the one route read with GET.
+    pub fn method_not_allowed_use_get() -> Self {
+        ApiError {
+            allow: "GET",
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                INVOCATION_FAILED,
+                "Method not allowed: use GET",
+            )
+        }
     }
 
     pub fn too_large() -> Self {
@@ -130,6 +198,20 @@ impl ApiError {
 
     pub fn invalid_body(desc: &'static str) -> Self {
         Self::new(StatusCode::OK, INVALID_PARAMETER, desc)
+    }
+
+    /// An invalid parameter whose reason names where it is (`taskIds[3]`).
+    pub fn invalid_text(desc: String) -> Self {
+        Self::new(StatusCode::OK, INVALID_PARAMETER, desc)
+    }
+
+    /// Too many open streams (per key or in total); the stream is not started.
+    pub fn too_many_streams() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            INVALID_PARAMETER,
+            "Too many open streams",
+        )
     }
 
     /// The reason names the category only (the verifier's texts say nothing of the key, and
@@ -180,7 +262,7 @@ impl ApiError {
         );
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             resp.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
+                .insert(ALLOW, HeaderValue::from_static(self.allow));
         }
         resp
     }

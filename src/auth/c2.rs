@@ -333,7 +333,7 @@ pub fn signature(signing_key: &[u8; 64], canonical_request: &str) -> [u8; 64] {
 /// `URLSearchParams`) all send a space as `+`; others send `%20`, which decodes the same. A
 /// literal plus must then travel as `%2B`, which every one of those encoders does. A malformed
 /// escape is kept literally: the signature will then simply not match.
-fn form_decode(s: &str) -> Vec<u8> {
+pub fn form_decode(s: &str) -> Vec<u8> {
     fn hex_val(b: u8) -> Option<u8> {
         match b {
             b'0'..=b'9' => Some(b - b'0'),

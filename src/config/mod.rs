@@ -84,6 +84,17 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub tenants: TenantSettings,
+    pub streams: StreamSettings,
+}
+
+/// Live streams (`GET .../realstatistic/stream`): how many may be open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Open streams in total; beyond: 429.
+    pub max_open: usize,
+    /// Open streams of one access key; beyond: 429.
+    pub max_per_key: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +226,10 @@ impl Default for Settings {
                 max_calls_per_task: fold.max_calls_per_task,
             },
             tenants: TenantSettings::default(),
+            streams: StreamSettings {
+                max_open: 1000,
+                max_per_key: 100,
+            },
         }
     }
 }
@@ -312,6 +327,12 @@ impl Settings {
                 "tenants.cc_ids",
                 "0 is not a call center (1..65535)",
             ));
+        }
+        if self.streams.max_open == 0 {
+            return Err(invalid("streams.max_open", "must be at least 1"));
+        }
+        if self.streams.max_per_key == 0 {
+            return Err(invalid("streams.max_per_key", "must be at least 1"));
         }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));

@@ -206,6 +206,8 @@ fn bad_settings_are_refused_with_their_name() {
     assert!(err(&["--timezone", "Mars/Base"]).contains("timezone"));
     assert!(err(&["--listen", "nowhere"]).contains("listen"));
     assert!(err(&["--kafka-brokers", "k:9092"]).contains("keys_file"));
+    assert!(err(&["--max-streams", "0"]).contains("streams.max_open"));
+    assert!(err(&["--max-streams-per-key", "0"]).contains("streams.max_per_key"));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.toml");
     std::fs::write(&path, "lisen = \"typo\"").expect("write");

@@ -98,10 +98,12 @@ impl Demo {
         let opts = SimulateOptions::default();
         format!(
             "\n  realstat demo: embedded Kafka at {brokers}, simulator producing to {topic:?}\n  \
-             API      http://127.0.0.1:{api}{path}\n  \
-             admin    http://127.0.0.1:{admin}/metrics  /health/ready\n  \
-             demo key AK={ak}  SK={sk}\n\n  \
-             Query a demo task (in another terminal, from the checkout):\n    \
+             API       http://127.0.0.1:{api}{path}\n  \
+             wallboard http://127.0.0.1:{api}{wallboard}?ccId={cc}&vdn={vdn}&taskIds={tasks}\n  \
+             admin     http://127.0.0.1:{admin}/metrics  /health/ready\n  \
+             demo key  AK={ak}  SK={sk}\n\n  \
+             Open the wallboard in a browser and enter the demo key, or query a demo task (in\n  \
+             another terminal, from the checkout):\n    \
              REALSTAT_SK={sk} cargo run --release -- query --url http://127.0.0.1:{api} --ak {ak} --cc-id {cc} --vdn {vdn} --task-id {task}\n  \
              or, with the binary: REALSTAT_SK=... realstat query ... (same flags)\n",
             brokers = self.brokers(),
@@ -109,6 +111,8 @@ impl Demo {
             api = api_port,
             admin = admin_port,
             path = crate::api::PATH,
+            wallboard = crate::wallboard::PATH,
+            tasks = opts.tasks.join(","),
             ak = DEMO_AK,
             sk = self.secret,
             cc = self.cc_id,

@@ -82,6 +82,45 @@ impl CallKey {
     }
 }
 
+/// A failure cause as an event reports it (`failCode`, at most 16 characters), kept inline so an
+/// [`Event`] stays `Copy` and decoding stays allocation-free. Never empty: an empty `failCode`
+/// is no code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FailCode {
+    len: u8,
+    bytes: [u8; FailCode::MAX_BYTES],
+}
+
+impl FailCode {
+    pub const MAX_CHARS: usize = 16;
+    /// 16 characters of UTF-8 take at most 64 bytes.
+    pub const MAX_BYTES: usize = 4 * Self::MAX_CHARS;
+
+    /// The code, when `text` is 1 to 16 characters.
+    pub fn new(text: &str) -> Option<Self> {
+        if text.is_empty() || text.chars().count() > Self::MAX_CHARS {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX_BYTES];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(FailCode {
+            len: text.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built from a `&str` cut at its end, so always UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for FailCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FailCode({:?})", self.as_str())
+    }
+}
+
 /// A valid event, reduced to what the fold needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
@@ -96,11 +135,12 @@ pub enum EventKind {
     Call {
         call: CallKey,
         state: CallState,
+        /// The failure cause, when the event gave a non-empty one. The fold keeps it for FAILED
+        /// events only.
+        fail_code: Option<FailCode>,
     },
     /// The task's plan for the day of the event's `ts` (absolute, not a delta).
-    Task {
-        planned: u64,
-    },
+    Task { planned: u64 },
 }
 
 /// Why an event was rejected: by the decoder (a rule of the schema broken) or by the fold (a
@@ -285,12 +325,17 @@ impl Decoder {
                 .and_then(StrToken::as_str)
                 .and_then(CallState::parse)
                 .ok_or(Rejection::BadState)?;
-            if !optional_text_ok(w.fail_code.as_ref(), 16) {
+            if !optional_text_ok(w.fail_code.as_ref(), FailCode::MAX_CHARS) {
                 return Err(Rejection::BadFailCode);
             }
             EventKind::Call {
                 call: CallKey::of(call_id),
                 state,
+                fail_code: w
+                    .fail_code
+                    .as_ref()
+                    .and_then(StrToken::as_str)
+                    .and_then(FailCode::new),
             }
         } else {
             let planned = w
@@ -329,8 +374,22 @@ fn optional_text_ok(token: Option<&StrToken<'_>>, max: usize) -> bool {
 /// Renders an event back to its JSON wire form. Used by tests, the simulator and benchmarks to
 /// produce exactly what the decoder reads; the call id has to be given since only its hash is kept.
 pub fn encode_call(task: &TaskKey, call_id: &str, state: CallState, ts: i64) -> String {
+    encode_call_with_code(task, call_id, state, ts, None)
+}
+
+/// [`encode_call`] with a `failCode`.
+pub fn encode_call_with_code(
+    task: &TaskKey,
+    call_id: &str,
+    state: CallState,
+    ts: i64,
+    fail_code: Option<&str>,
+) -> String {
+    let code = fail_code
+        .map(|c| format!(r#","failCode":{}"#, json_string(c)))
+        .unwrap_or_default();
     format!(
-        r#"{{"v":1,"type":"CALL","ccId":{},"vdn":{},"taskId":"{}","callId":{},"state":"{}","ts":{}}}"#,
+        r#"{{"v":1,"type":"CALL","ccId":{},"vdn":{},"taskId":"{}","callId":{},"state":"{}"{code},"ts":{}}}"#,
         task.cc_id,
         task.vdn,
         task.task_id,
@@ -378,7 +437,8 @@ mod tests {
             e.kind,
             EventKind::Call {
                 call: CallKey::of("c-000017"),
-                state: CallState::Failed
+                state: CallState::Failed,
+                fail_code: FailCode::new("00601"),
             }
         );
     }
@@ -501,6 +561,25 @@ mod tests {
     }
 
     #[test]
+    fn fail_codes_are_kept_and_an_empty_one_is_none() {
+        let code = |json: &str| match decode(json).map(|e| e.kind) {
+            Ok(EventKind::Call { fail_code, .. }) => fail_code.map(|c| c.as_str().to_owned()),
+            other => panic!("{json}: {other:?}"),
+        };
+        let with = |c: &str| EXAMPLE.replace(r#""failCode":"00601""#, c);
+        assert_eq!(code(EXAMPLE).as_deref(), Some("00601"));
+        assert_eq!(code(&with(r#""failCode":"""#)), None);
+        assert_eq!(code(&with(r#""failCode":null"#)), None);
+        assert_eq!(code(&with(r#""x":1"#)), None);
+        let sixteen = "碼".repeat(16);
+        assert_eq!(
+            code(&with(&format!(r#""failCode":"{sixteen}""#))).as_deref(),
+            Some(sixteen.as_str())
+        );
+        assert_eq!(FailCode::new(&"碼".repeat(17)), None);
+    }
+
+    #[test]
     fn duplicate_fields_are_not_json() {
         assert_eq!(
             decode(r#"{"type":"TASK","vdn":7,"vdn":8,"taskId":7,"ts":5,"plannedCount":1}"#),
@@ -526,7 +605,24 @@ mod tests {
             e.kind,
             EventKind::Call {
                 call: CallKey::of("a \"quoted\" id"),
-                state: CallState::Dialing
+                state: CallState::Dialing,
+                fail_code: None,
+            }
+        );
+        let e = decode(&encode_call_with_code(
+            &task,
+            "c",
+            CallState::Failed,
+            9,
+            Some("碼-\"01\""),
+        ))
+        .expect("ok");
+        assert_eq!(
+            e.kind,
+            EventKind::Call {
+                call: CallKey::of("c"),
+                state: CallState::Failed,
+                fail_code: FailCode::new("碼-\"01\""),
             }
         );
         let e = decode(&encode_task(&task, 8, 9)).expect("ok");

@@ -66,6 +66,12 @@ impl Calendar {
         (ts_ms.saturating_add(offset_ms)).div_euclid(MS_PER_DAY) as Day
     }
 
+    /// The local wall-clock time of an instant, in minutes after local midnight (0..1440).
+    pub fn minute_of_day(&self, ts_ms: i64) -> u16 {
+        let local = ts_ms.saturating_add(self.offset_ms(ts_ms));
+        (local.rem_euclid(MS_PER_DAY) / 60_000) as u16
+    }
+
     /// The local date of a day, for logs and tests: `2024-11-24`.
     pub fn date_text(day: Day) -> String {
         let date = jiff::civil::date(1970, 1, 1)
@@ -165,6 +171,17 @@ mod tests {
             Calendar::date_text(cal.day_of(ms("2024-03-10T04:59:59Z"))),
             "2024-03-09"
         );
+    }
+
+    #[test]
+    fn minutes_of_the_local_day() {
+        let cal = Calendar::named("Asia/Shanghai").expect("zone");
+        assert_eq!(cal.minute_of_day(ms("2024-11-24T16:00:00Z")), 0);
+        assert_eq!(cal.minute_of_day(ms("2024-11-24T15:59:59.999Z")), 1439);
+        assert_eq!(cal.minute_of_day(ms("2024-11-24T01:31:00Z")), 9 * 60 + 31);
+        let ny = Calendar::named("America/New_York").expect("zone");
+        // 03:30 EDT on the day the clocks jumped from 02:00 to 03:00.
+        assert_eq!(ny.minute_of_day(ms("2024-03-10T07:30:00Z")), 3 * 60 + 30);
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! - Stale calls are taken out of waiting/executing by [`Store::maintain`], which the consumer
 //!   runs between batches; [`Store::apply`] also re-checks the one call it touches.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
+mod call_map;
+mod reads;
+
 use super::calendar::{Calendar, Day};
+use super::fail_codes::{FailCodeId, FailCodes};
 use super::stats::TaskStats;
 use crate::events::ids::TaskKey;
 use crate::events::{CallKey, CallState, Event, EventKind};
@@ -95,6 +97,9 @@ pub struct Call {
     pub state: CallState,
     /// Taken out of waiting/executing because no event came for too long.
     pub expired: bool,
+    /// The failure cause of its FAILED events (their join, see [`FailCodes::join`]). Fits in
+    /// the struct's padding: no extra memory per call.
+    pub fail_code: FailCodeId,
 }
 
 /// A call as a snapshot keeps it: what cannot be derived.
@@ -104,6 +109,8 @@ pub struct RestoredCall {
     pub last_ts: i64,
     pub state: CallState,
     pub expired: bool,
+    /// Interned in the restoring store's [`Store::fail_codes`].
+    pub fail_code: FailCodeId,
 }
 
 /// Whether a call counts in waitCount or execCount right now.
@@ -163,25 +170,7 @@ impl DayCounts {
     }
 }
 
-/// Call keys are already hashes: hashing them again would only cost time.
-#[derive(Default)]
-pub struct CallKeyHasher(u64);
-
-impl Hasher for CallKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-pub type CallMap = HashMap<CallKey, Call, BuildHasherDefault<CallKeyHasher>>;
+pub use call_map::{CallKeyHasher, CallMap};
 
 /// Everything known about one task.
 #[derive(Debug, Clone)]
@@ -191,6 +180,9 @@ pub struct TaskState {
     pub days: Vec<DayCounts>,
     pub waiting: u32,
     pub executing: u32,
+    /// Bumped (to the store's next change number) whenever anything served for the task may
+    /// have changed: streams compare it instead of the numbers.
+    pub version: u64,
     /// A lower bound of `last_ts` over the calls counted in waiting/executing (`i64::MAX` when
     /// none), so a maintenance pass can skip tasks with nothing to expire without a scan.
     oldest_active: i64,
@@ -203,6 +195,7 @@ impl Default for TaskState {
             days: Vec::new(),
             waiting: 0,
             executing: 0,
+            version: 0,
             oldest_active: i64::MAX,
         }
     }
@@ -303,10 +296,11 @@ impl TaskState {
     }
 
     /// Applies one call event whose day is inside the retention window (`Store::apply` checks).
+    /// `fail_code` is the event's cause when it is FAILED, else none.
     fn apply_call(
         &mut self,
         key: CallKey,
-        state: CallState,
+        (state, fail_code): (CallState, FailCodeId),
         ts: i64,
         day: Day,
         ctx: &ApplyContext,
@@ -323,6 +317,7 @@ impl TaskState {
                     day,
                     state,
                     expired: stale(ts),
+                    fail_code,
                 };
                 slot.insert(call);
                 self.add(&call);
@@ -344,6 +339,7 @@ impl TaskState {
                 }
                 new.last_ts = old.last_ts.max(ts);
                 new.expired = stale(new.last_ts);
+                new.fail_code = ctx.codes.join(old.fail_code, fail_code);
                 if new == old {
                     return (Applied::Unchanged, 0);
                 }
@@ -366,37 +362,14 @@ impl TaskState {
         bucket.plan = Some(plan);
         Applied::Changed
     }
-
-    /// The served numbers for `day`.
-    pub fn stats(&self, day: Day) -> TaskStats {
-        use CallState::*;
-        let (total, succ, fail, comp, planned) = match self.day(day) {
-            Some(d) => (
-                d.count(&CallState::ALL),
-                d.count(&[Connected, Finished]),
-                d.count(&[Failed]),
-                d.count(&[Failed, Finished]),
-                d.plan.map_or(0, |p| p.planned),
-            ),
-            None => (0, 0, 0, 0, 0),
-        };
-        TaskStats {
-            total,
-            succ,
-            fail,
-            comp,
-            wait: u64::from(self.waiting),
-            exec: u64::from(self.executing),
-            planned,
-        }
-    }
 }
 
-struct ApplyContext {
+struct ApplyContext<'a> {
     watermark: i64,
     min_day: Day,
     stale_after_ms: i64,
     max_calls: usize,
+    codes: &'a FailCodes,
 }
 
 /// What one maintenance pass did.
@@ -421,6 +394,9 @@ pub struct Store {
     task_count: AtomicUsize,
     calls_tracked: AtomicI64,
     calls_expired_total: AtomicU64,
+    fail_codes: FailCodes,
+    /// The last change number handed to a task's `version`.
+    changes: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -443,6 +419,8 @@ impl Store {
             task_count: AtomicUsize::new(0),
             calls_tracked: AtomicI64::new(0),
             calls_expired_total: AtomicU64::new(0),
+            fail_codes: FailCodes::default(),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -493,15 +471,22 @@ impl Store {
                 e.insert(TaskState::default())
             }
         };
-        match event.kind {
-            EventKind::Call { call, state } => {
+        let applied = match event.kind {
+            EventKind::Call {
+                call,
+                state,
+                fail_code,
+            } => {
                 let ctx = ApplyContext {
                     watermark,
                     min_day,
                     stale_after_ms: self.policy.stale_after_ms,
                     max_calls: self.policy.max_calls_per_task,
+                    codes: &self.fail_codes,
                 };
-                let (applied, calls_delta) = task.apply_call(call, state, event.ts, day, &ctx);
+                let code = self.fail_codes.of_event(state, fail_code);
+                let (applied, calls_delta) =
+                    task.apply_call(call, (state, code), event.ts, day, &ctx);
                 if calls_delta != 0 {
                     self.calls_tracked.fetch_add(calls_delta, Ordering::Relaxed);
                 }
@@ -515,7 +500,15 @@ impl Store {
                 day,
                 min_day,
             ),
+        };
+        if applied == Applied::Changed {
+            task.version = self.next_change();
         }
+        applied
+    }
+
+    fn next_change(&self) -> u64 {
+        self.changes.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Expires stale calls and drops calls and days that left the retention window, by the
@@ -532,6 +525,9 @@ impl Store {
         for mut task in self.tasks.iter_mut() {
             if task.needs_sweep(watermark, min_day, stale) {
                 let (dropped, expired) = task.sweep(watermark, min_day, stale);
+                if dropped + expired > 0 {
+                    task.version = self.next_change();
+                }
                 report.calls_dropped += dropped;
                 report.calls_expired += expired;
                 emptied |= task.is_empty();
@@ -583,6 +579,7 @@ impl Store {
                 day: self.calendar.day_of(c.first_ts),
                 state: c.state,
                 expired: c.expired,
+                fail_code: c.fail_code,
             };
             if task.calls.insert(k, call).is_none() {
                 task.add(&call);

@@ -2,9 +2,9 @@
 
 use proptest::prelude::*;
 
-use super::{Calendar, Day, FoldPolicy, Store, TaskStats};
+use super::{breakdown, Breakdown, Calendar, Day, FoldPolicy, Store, TaskStats, TimeGrain};
 use crate::events::ids::TaskKey;
-use crate::events::{CallKey, CallState, Event, EventKind};
+use crate::events::{CallKey, CallState, Event, EventKind, FailCode};
 
 /// 2024-11-24T08:00:00+08:00: a morning in Shanghai.
 pub const T0: i64 = 1_732_406_400_000;
@@ -31,6 +31,20 @@ pub fn call(task: TaskKey, id: &str, state: CallState, ts: i64) -> Event {
         kind: EventKind::Call {
             call: CallKey::of(id),
             state,
+            fail_code: None,
+        },
+    }
+}
+
+/// A FAILED event with a failure cause.
+pub fn failed(task: TaskKey, id: &str, code: &str, ts: i64) -> Event {
+    Event {
+        task,
+        ts,
+        kind: EventKind::Call {
+            call: CallKey::of(id),
+            state: CallState::Failed,
+            fail_code: FailCode::new(code),
         },
     }
 }
@@ -56,8 +70,17 @@ pub fn arb_log() -> impl Strategy<Value = Vec<Event>> {
         task_id,
     });
     let state = prop::sample::select(CallState::ALL.to_vec());
-    let call_event = (task.clone(), 0u8..12, state, 0i64..40 * HOUR)
-        .prop_map(|(task, id, state, dt)| call(task, &format!("c{id}"), state, T0 - 8 * HOUR + dt));
+    // A cause on about half of the events; the fold keeps it for FAILED ones only.
+    let code = prop::sample::select(vec!["", "", "", "00601", "00302", "0603"]);
+    let call_event = (task.clone(), 0u8..12, state, 0i64..40 * HOUR, code).prop_map(
+        |(task, id, state, dt, code)| {
+            let mut e = call(task, &format!("c{id}"), state, T0 - 8 * HOUR + dt);
+            if let EventKind::Call { fail_code, .. } = &mut e.kind {
+                *fail_code = FailCode::new(code);
+            }
+            e
+        },
+    );
     let plan_event = (task, 0u64..20, 0i64..40 * HOUR)
         .prop_map(|(task, n, dt)| plan(task, n, T0 - 8 * HOUR + (dt / HOUR) * HOUR));
     prop::collection::vec(prop_oneof![4 => call_event, 1 => plan_event], 0..80)
@@ -83,4 +106,20 @@ pub fn all_stats(s: &Store) -> Vec<(TaskKey, Day, TaskStats)> {
         .flat_map(|k| (d - 1..=d + 1).map(move |day| (k, day)))
         .map(|(k, day)| (k, day, s.stats(&k, day)))
         .collect()
+}
+
+/// The breakdown of every task for the days around [`T0`], at every grain.
+pub fn all_breakdowns(s: &Store) -> Vec<(TaskKey, Day, Breakdown)> {
+    let d = day0(s);
+    let mut keys = s.task_keys();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        for day in d - 1..=d + 1 {
+            for grain in TimeGrain::ALL {
+                out.push((k, day, breakdown::breakdown(s, &k, day, grain)));
+            }
+        }
+    }
+    out
 }

@@ -28,7 +28,7 @@ use rdkafka::error::KafkaError;
 use crate::events::{Decoder, TenantFilter};
 use crate::fold::Store;
 use crate::metrics::Metrics;
-use crate::progress::{Positions, Readiness};
+use crate::progress::{Changes, Positions, Readiness};
 use crate::shutdown::Shutdown;
 use dead_letter::DeadLetters;
 use kafka::Role;
@@ -83,6 +83,7 @@ impl Ingest {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
+        changes: Arc<Changes>,
         start: Positions,
         shutdown: &Shutdown,
     ) -> Result<Ingest, IngestError> {
@@ -115,6 +116,7 @@ impl Ingest {
             store,
             metrics,
             readiness,
+            changes,
             shutdown: stop.clone(),
             published: positions.clone(),
             positions: start,

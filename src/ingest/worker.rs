@@ -16,7 +16,7 @@ use crate::events::ids::TaskKey;
 use crate::events::{Decoder, Rejection};
 use crate::fold::{Applied, Store};
 use crate::metrics::{ConsumerError, IngestCounters, Metrics};
-use crate::progress::{Positions, Readiness};
+use crate::progress::{Changes, Positions, Readiness};
 use crate::shutdown::Shutdown;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -33,6 +33,8 @@ pub(super) struct Worker {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    /// Bumped after every batch, for live streams.
+    pub changes: Arc<Changes>,
     pub shutdown: Shutdown,
     /// What the rest of the process reads: updated after every batch.
     pub published: Arc<Mutex<Positions>>,
@@ -67,6 +69,7 @@ impl Worker {
         while !self.shutdown.is_triggered() {
             if self.poll_batch() > 0 {
                 self.publish();
+                self.changes.bump();
                 self.check_caught_up();
             } else if !self.readiness.is_ready() {
                 self.retry_readiness();
@@ -74,6 +77,9 @@ impl Worker {
             if last_maintain.elapsed() >= MAINTAIN_EVERY {
                 let m = self.store.maintain();
                 self.metrics.calls_expired.inc_by(m.calls_expired);
+                if m.calls_expired + m.calls_dropped > 0 {
+                    self.changes.bump();
+                }
                 last_maintain = Instant::now();
             }
             if last_metadata.elapsed() >= self.config.metadata_refresh {

@@ -2,24 +2,34 @@
 //!
 //! ```text
 //! "RSTSNAP\0"  magic, 8 bytes
-//! u16 LE       format version (1)
+//! u16 LE       format version (2; version 1 is still read)
 //! u64 LE       body length
 //! body
 //! u32 LE       CRC-32 of everything above
 //! ```
 //!
 //! The body holds only what cannot be derived: per task its plans and its calls (key hash, first
-//! and last `ts`, state, expired), plus the watermark, the positions and the topic name. Day
-//! buckets and counters are rebuilt on load. Integers are LEB128 varints; timestamps are stored
-//! relative to the watermark (zig-zag), so a call takes about 17 bytes.
+//! and last `ts`, state, expired, failure cause), plus the watermark, the positions and the topic
+//! name. Day buckets and counters are rebuilt on load. Integers are LEB128 varints; timestamps
+//! are stored relative to the watermark (zig-zag), so a call takes about 17 bytes.
+//!
+//! Version 2 adds failure causes: after the positions, the table of the causes the calls refer
+//! to (a count, then each text); a call with a cause sets bit 6 of its state byte and is followed
+//! by the cause's index in that table (varint). A call without one costs nothing more. Version 1
+//! files have no table and no bit 6, and are read as calls without causes.
 
 use crate::events::ids::TaskKey;
 use crate::events::{CallKey, CallState};
-use crate::fold::{Plan, RestoredCall, Store};
+use std::collections::HashMap;
+
+use crate::fold::{FailCodeId, FailCodes, Plan, RestoredCall, Store};
 use crate::progress::Positions;
 
 const MAGIC: &[u8; 8] = b"RSTSNAP\0";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// Versions [`read_header`] accepts.
+const READABLE: [u16; 2] = [1, 2];
+const HAS_FAIL_CODE: u8 = 0x40;
 const HEADER_LEN: usize = 8 + 2 + 8;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,6 +54,8 @@ pub struct Header {
     pub watermark: i64,
     pub calls_expired_total: u64,
     pub positions: Positions,
+    /// The failure causes the calls refer to, by index (empty in version 1).
+    pub fail_codes: Vec<String>,
 }
 
 /// Encodes the store. `positions` must be read *before* calling this: the state then covers at
@@ -51,7 +63,7 @@ pub struct Header {
 /// fold is idempotent).
 pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64) -> Vec<u8> {
     let watermark = store.watermark();
-    let mut body = Vec::with_capacity(64 + store.calls_tracked() as usize * 18);
+    let mut body = Vec::with_capacity(256);
     put_i64(&mut body, created_ms);
     put_bytes(&mut body, topic.as_bytes());
     put_i64(&mut body, watermark);
@@ -61,9 +73,33 @@ pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64
         put_zigzag(&mut body, i64::from(p));
         put_zigzag(&mut body, o);
     }
+    let (tasks, codes) = encode_tasks(store, watermark);
+    // The table of causes is complete only after the walk, and precedes the tasks.
+    put_varint(&mut body, codes.len() as u64);
+    for text in &codes {
+        put_bytes(&mut body, text.as_bytes());
+    }
+    body.reserve(tasks.len());
+    body.extend_from_slice(&tasks);
+
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The tasks part of the body, and the failure causes it refers to (by index).
+fn encode_tasks(store: &Store, watermark: i64) -> (Vec<u8>, Vec<String>) {
+    let mut body = Vec::with_capacity(64 + store.calls_tracked() as usize * 18);
+    // Snapshot index of each interned cause met, in the order met.
+    let mut index: HashMap<FailCodeId, u64> = HashMap::new();
+    let mut ids: Vec<FailCodeId> = Vec::new();
     // The task count is not known until the walk ends (tasks come and go meanwhile): reserve a
     // fixed-width slot and fill it in afterwards.
-    let count_at = body.len();
     body.extend_from_slice(&[0u8; 8]);
     let mut tasks: u64 = 0;
     store.for_each_task(|key, task| {
@@ -82,19 +118,29 @@ pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64
             body.extend_from_slice(&k.0.to_le_bytes());
             put_zigzag(&mut body, c.first_ts.wrapping_sub(watermark));
             put_varint(&mut body, c.last_ts.wrapping_sub(c.first_ts) as u64);
-            body.push(c.state as u8 | (u8::from(c.expired) << 7));
+            let has_code = c.fail_code != FailCodes::NONE;
+            body.push(
+                c.state as u8
+                    | (u8::from(c.expired) << 7)
+                    | if has_code { HAS_FAIL_CODE } else { 0 },
+            );
+            if has_code {
+                let next = ids.len() as u64;
+                let i = *index.entry(c.fail_code).or_insert_with(|| {
+                    ids.push(c.fail_code);
+                    next
+                });
+                put_varint(&mut body, i);
+            }
         }
     });
-    body[count_at..count_at + 8].copy_from_slice(&tasks.to_le_bytes());
-
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    body[..8].copy_from_slice(&tasks.to_le_bytes());
+    let codes = store.fail_codes();
+    let texts = ids
+        .into_iter()
+        .map(|id| codes.text(id).unwrap_or_default())
+        .collect();
+    (body, texts)
 }
 
 /// Checks the frame and reads the header, without touching the store.
@@ -110,7 +156,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, Reader<'_>), DecodeError> {
         return Err(DecodeError::Magic);
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != VERSION {
+    if !READABLE.contains(&version) {
         return Err(DecodeError::Version(version));
     }
     let mut len_bytes = [0u8; 8];
@@ -143,6 +189,19 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, Reader<'_>), DecodeError> {
         let p = i32::try_from(r.zigzag()?).map_err(|_| DecodeError::Body("partition"))?;
         positions.insert(p, r.zigzag()?);
     }
+    let mut fail_codes = Vec::new();
+    if version >= 2 {
+        let n = r.varint()?;
+        if n > r.remaining() as u64 {
+            return Err(DecodeError::Body("fail code count"));
+        }
+        for _ in 0..n {
+            let len = r.varint()? as usize;
+            let text =
+                std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::Body("fail code"))?;
+            fail_codes.push(text.to_owned());
+        }
+    }
     Ok((
         Header {
             created_ms,
@@ -150,6 +209,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, Reader<'_>), DecodeError> {
             watermark,
             calls_expired_total,
             positions,
+            fail_codes,
         },
         r,
     ))
@@ -161,6 +221,11 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, Reader<'_>), DecodeError> {
 pub fn restore_into(header: &Header, mut r: Reader<'_>, store: &Store) -> Result<(), DecodeError> {
     let tasks = r.u64()?;
     let wm = header.watermark;
+    let codes: Vec<FailCodeId> = header
+        .fail_codes
+        .iter()
+        .map(|t| store.fail_codes().intern(t))
+        .collect();
     let mut plans = Vec::new();
     let mut calls = Vec::new();
     for _ in 0..tasks {
@@ -185,7 +250,13 @@ pub fn restore_into(header: &Header, mut r: Reader<'_>, store: &Store) -> Result
             let first_ts = wm.wrapping_add(r.zigzag()?);
             let last_ts = first_ts.wrapping_add(r.varint()? as i64);
             let b = r.u8()?;
-            let state = CallState::from_index(b & 0x7f).ok_or(DecodeError::Body("state"))?;
+            let state = CallState::from_index(b & 0x3f).ok_or(DecodeError::Body("state"))?;
+            let fail_code = if b & HAS_FAIL_CODE != 0 {
+                let i = usize::try_from(r.varint()?).map_err(|_| DecodeError::Body("fail code"))?;
+                *codes.get(i).ok_or(DecodeError::Body("fail code index"))?
+            } else {
+                FailCodes::NONE
+            };
             calls.push((
                 key,
                 RestoredCall {
@@ -193,6 +264,7 @@ pub fn restore_into(header: &Header, mut r: Reader<'_>, store: &Store) -> Result
                     last_ts,
                     state,
                     expired: b & 0x80 != 0,
+                    fail_code,
                 },
             ));
         }

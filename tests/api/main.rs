@@ -5,7 +5,9 @@
 mod support;
 
 mod attacks;
+mod batch;
 mod bounds;
+mod breakdown;
 mod dead_letters;
 mod drain;
 mod errors;
@@ -17,4 +19,6 @@ mod outage;
 mod query;
 mod realstatistic;
 mod restore;
+mod stream;
 mod tls;
+mod wallboard;

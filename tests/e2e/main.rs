@@ -104,6 +104,50 @@ async fn answers(replica: &Replica) -> BTreeMap<String, Value> {
     out
 }
 
+/// The batch query for every task to check, ids in the lenient forms clients send; rows keyed
+/// by the canonical id the answer gives.
+async fn batch_answers(replica: &Replica) -> BTreeMap<String, Value> {
+    let body = r#"{"ccId":89,"vdn":92,"taskIds":["1122104910",1122104911,"0042","999"]}"#;
+    let r = signed_post_to(&replica.api, realstat::api::batch::PATH, AK, SK, body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (code, rows) = result(&r);
+    assert_eq!(code, "0100000", "{rows}");
+    let rows = rows.as_array().expect("rows").clone();
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["taskId"].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["1122104910", "1122104911", "42", "999"],
+        "request order"
+    );
+    rows.into_iter()
+        .map(|mut row| {
+            let id = row["taskId"].as_str().unwrap_or_default().to_owned();
+            row.as_object_mut().map(|o| o.remove("taskId"));
+            (id, row)
+        })
+        .collect()
+}
+
+/// The hourly breakdown of every task to check.
+async fn breakdowns(replica: &Replica) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for (cc, vdn, task) in tasks_to_check() {
+        let body = format!(r#"{{"ccId":{cc},"vdn":{vdn},"taskId":"{task}","timeGrain":"60MIN"}}"#);
+        let r = signed_post_to(&replica.api, realstat::api::breakdown::PATH, AK, SK, &body).await;
+        let (code, desc) = result(&r);
+        assert_eq!(code, "0100000", "{desc}");
+        out.insert(task.to_owned(), desc);
+    }
+    out
+}
+
+fn expected_breakdowns(oracle: &Oracle) -> BTreeMap<String, Value> {
+    tasks_to_check()
+        .into_iter()
+        .map(|(cc, vdn, task)| (task.to_owned(), oracle.breakdown(cc, vdn, task)))
+        .collect()
+}
+
 fn expected(oracle: &Oracle) -> BTreeMap<String, Value> {
     tasks_to_check()
         .into_iter()
@@ -124,8 +168,11 @@ async fn serve_answers_exactly_what_the_log_says_and_replicas_agree() {
 
     let a = Replica::start(&topic).await;
     a.wait_ready(Duration::from_secs(60)).await;
-    // The first read after readiness is already exact.
+    // The first read after readiness is already exact, one task at a time and in one batch,
+    // and so is the day's breakdown.
     assert_eq!(answers(&a).await, expected(&oracle));
+    assert_eq!(batch_answers(&a).await, expected(&oracle));
+    assert_eq!(breakdowns(&a).await, expected_breakdowns(&oracle));
 
     // Metrics agree with what was produced.
     let m = get(&a.admin, "/metrics").await.text();
@@ -146,6 +193,8 @@ async fn serve_answers_exactly_what_the_log_says_and_replicas_agree() {
     let total = log.len() + bad.len() + more.len();
     a.wait_consumed(total, Duration::from_secs(60)).await;
     assert_eq!(answers(&a).await, expected(&all));
+    assert_eq!(batch_answers(&a).await, expected(&all));
+    assert_eq!(breakdowns(&a).await, expected_breakdowns(&all));
 
     let b = Replica::start(&topic).await;
     b.wait_ready(Duration::from_secs(60)).await;

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 struct CallSeen {
     rank: u8,
     first_ts: i64,
+    /// The greatest `failCode` of its FAILED events ("" when none had one).
+    fail_code: String,
 }
 
 #[derive(Default)]
@@ -111,9 +113,16 @@ impl Oracle {
                         .or_insert(CallSeen {
                             rank: r,
                             first_ts: ts,
+                            fail_code: String::new(),
                         });
                     c.rank = c.rank.max(r);
                     c.first_ts = c.first_ts.min(ts);
+                    if r == 2 {
+                        let code = e.get("failCode").and_then(Value::as_str).unwrap_or("");
+                        if code > c.fail_code.as_str() {
+                            c.fail_code = code.to_owned();
+                        }
+                    }
                 }
                 Some("TASK") => {
                     let Some(planned) = e.get("plannedCount").and_then(Value::as_u64) else {
@@ -178,6 +187,49 @@ impl Oracle {
             "compRate": pct(comp, planned.max(total)),
             "waitCount": wait.to_string(),
             "execCount": exec.to_string(),
+        })
+    }
+}
+
+impl Oracle {
+    /// The expected breakdown `resultDesc` of a task today, hourly: calls by the local hour of
+    /// their earliest event, and failed calls by cause (most first, then by code).
+    pub fn breakdown(&self, cc: u16, vdn: u16, task: &str) -> Value {
+        let key = (u64::from(cc), u64::from(vdn), task.to_owned());
+        let today = today();
+        let mut hours = [(0u64, 0u64, 0u64); 24];
+        let mut causes: BTreeMap<String, u64> = BTreeMap::new();
+        for c in self.calls.get(&key).into_iter().flat_map(|m| m.values()) {
+            if date(c.first_ts) != today {
+                continue;
+            }
+            let hour = ((c.first_ts + 8 * 3_600_000).rem_euclid(86_400_000) / 3_600_000) as usize;
+            hours[hour].0 += 1;
+            match c.rank {
+                2 => {
+                    hours[hour].2 += 1;
+                    *causes.entry(c.fail_code.clone()).or_default() += 1;
+                }
+                3 | 4 => hours[hour].1 += 1,
+                _ => {}
+            }
+        }
+        let mut causes: Vec<(String, u64)> = causes.into_iter().collect();
+        causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        json!({
+            "taskId": task,
+            "day": today,
+            "timeGrain": "60MIN",
+            "buckets": hours.iter().enumerate().map(|(h, (t, s, f))| json!({
+                "start": format!("{h:02}:00"),
+                "totalCount": t.to_string(),
+                "succCount": s.to_string(),
+                "failCount": f.to_string(),
+            })).collect::<Vec<_>>(),
+            "failCodes": causes.iter().map(|(code, n)| json!({
+                "failCode": code,
+                "count": n.to_string(),
+            })).collect::<Vec<_>>(),
         })
     }
 }

@@ -32,10 +32,12 @@ def _hmac_hex(key: bytes, msg: bytes) -> str:
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
-def canonical_query(query: Mapping[str, str] | None) -> str | None:
+def canonical_query(query) -> str | None:
+    """`query`: a mapping, or a sequence of (name, value) pairs (names may repeat), decoded."""
     if not query:
         return None
-    return "&".join(sorted(f"{normalize(k)}={normalize(v)}" for k, v in query.items()))
+    pairs = query.items() if hasattr(query, "items") else query
+    return "&".join(sorted(f"{normalize(k)}={normalize(v)}" for k, v in pairs))
 
 
 def canonical_request(

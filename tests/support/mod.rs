@@ -14,6 +14,8 @@ use realstat::dev::embedded::EmbeddedKafka;
 use realstat::shutdown::Shutdown;
 use realstat::startup::Application;
 
+pub mod sse;
+
 pub const PATH: &str = realstat::api::PATH;
 /// Reads every VDN.
 pub const AK: &str = "globalaktest";
@@ -252,4 +254,81 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 
 pub fn now_ms() -> i64 {
     realstat::clock::now_ms()
+}
+
+/// The Authorization value for `method` on `path_and_query` (the query, if any, is signed as
+/// api.md says), over the same headers as [`authorization`].
+pub fn authorization_for(
+    method: &str,
+    path_and_query: &str,
+    ak: &str,
+    sk: &str,
+    host: &str,
+    body: &[u8],
+) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let len = body.len().to_string();
+    let mut headers: Vec<(&str, &[u8])> = vec![("host", host.as_bytes())];
+    if method == "POST" {
+        headers.push(("content-length", len.as_bytes()));
+        headers.push(("content-type", b"application/json;charset=UTF-8"));
+    }
+    c2::sign(
+        ak,
+        sk.as_bytes(),
+        &now_timestamp(),
+        &c2::ClientRequest {
+            method,
+            path,
+            raw_query: query,
+            headers: &headers,
+            body,
+        },
+    )
+}
+
+/// A signed POST of a JSON body to another route of the API listener.
+pub async fn signed_post_to(addr: &str, path: &str, ak: &str, sk: &str, body: &str) -> Response {
+    let auth = authorization_for("POST", path, ak, sk, addr, body.as_bytes());
+    request_to(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Host", addr),
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Authorization", &auth),
+        ],
+        body,
+    )
+    .await
+}
+
+/// Any request to any path of a listener.
+pub async fn request_to(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let (addr, method, path) = (addr.to_owned(), method.to_owned(), path.to_owned());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let body = body.as_bytes().to_vec();
+    tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http::request(&addr, &method, &path, &h, &body, Duration::from_secs(10))
+    })
+    .await
+    .expect("join")
+    .expect("request answered")
 }

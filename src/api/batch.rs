@@ -1,0 +1,184 @@
+//! The batch query: `POST /rest/cmsapp/v1/openapi/fromisales/realstatistics`, the eight values
+//! of up to 100 tasks of one VDN in one answer (api.md, "Batch query").
+//!
+//! Same checks as the single query, in the same order; the body has `taskIds` (1 to 100 ids,
+//! each with the rules of `taskId`) instead of `taskId`. The rows are read in one pass over the
+//! store at one "today", in request order.
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::request::{cc_id_and_vdn, object_text, InvalidRequest};
+use super::response::{ApiError, Row, Success};
+use super::{admit, answer, check_json, check_ready, check_scope, today, ApiState};
+use crate::events::ids::{IdToken, TaskKey};
+
+pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistics";
+/// Most task ids one request (batch or stream) may name.
+pub const MAX_TASKS: usize = 100;
+
+#[derive(Deserialize)]
+struct WireBatch {
+    #[serde(rename = "ccId")]
+    cc_id: Option<IdToken>,
+    vdn: Option<IdToken>,
+    #[serde(rename = "taskIds")]
+    task_ids: Option<serde_json::Value>,
+}
+
+/// What a batch names: one VDN of one call center, and its tasks in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub cc_id: u16,
+    pub vdn: u16,
+    pub task_ids: Vec<u128>,
+}
+
+impl Batch {
+    pub fn keys(&self) -> Vec<TaskKey> {
+        self.task_ids
+            .iter()
+            .map(|&task_id| TaskKey {
+                cc_id: self.cc_id,
+                vdn: self.vdn,
+                task_id,
+            })
+            .collect()
+    }
+}
+
+/// Parses a batch body; the error is the `resultDesc` of the 0100002 answer.
+pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, String> {
+    let invalid = |e: InvalidRequest| e.to_string();
+    let text = object_text(body).map_err(invalid)?;
+    let wire: WireBatch =
+        serde_json::from_str(text).map_err(|_| invalid(InvalidRequest::NotJsonObject))?;
+    let (cc_id, vdn) = cc_id_and_vdn(wire.cc_id, wire.vdn, default_cc_id).map_err(invalid)?;
+    let items = match wire.task_ids {
+        None | Some(serde_json::Value::Null) => {
+            return Err("Invalid parameter: taskIds is required".into())
+        }
+        Some(serde_json::Value::Array(items)) => items,
+        Some(_) => {
+            return Err(format!(
+                "Invalid parameter: taskIds must be an array of 1..{MAX_TASKS} task ids"
+            ))
+        }
+    };
+    let tokens = items.iter().map(|v| IdToken::deserialize(v).ok());
+    let task_ids = task_ids(tokens, items.len(), "taskIds")?;
+    Ok(Batch {
+        cc_id,
+        vdn,
+        task_ids,
+    })
+}
+
+/// Checks a list of task ids (`name`: `taskIds` of a body, `taskId` of a query string): 1 to
+/// [`MAX_TASKS`], each with the rules of `taskId`. The error names the first offending position
+/// (counted from 0).
+pub(crate) fn task_ids(
+    tokens: impl Iterator<Item = Option<IdToken>>,
+    len: usize,
+    name: &str,
+) -> Result<Vec<u128>, String> {
+    if len == 0 {
+        return Err(format!(
+            "Invalid parameter: {name} must hold 1..{MAX_TASKS} task ids, got none"
+        ));
+    }
+    if len > MAX_TASKS {
+        return Err(format!(
+            "Invalid parameter: {name}[{MAX_TASKS}] is one too many: at most {MAX_TASKS} task ids"
+        ));
+    }
+    tokens
+        .enumerate()
+        .map(|(i, t)| {
+            t.and_then(IdToken::task_id).ok_or_else(|| {
+                format!("Invalid parameter: {name}[{i}] must be 1..30 decimal digits")
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn route(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    answer(req, payload, state, |req, payload, state| async move {
+        handle(&req, payload, &state).await
+    })
+    .await
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+) -> Result<HttpResponse, ApiError> {
+    let admitted = admit(req, payload, state, Method::POST).await?;
+    check_json(req)?;
+    let batch = parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid_text)?;
+    check_scope(&admitted.key, batch.cc_id, batch.vdn, state)?;
+    check_ready(state)?;
+    let keys = batch.keys();
+    let stats = state.store.stats_of(&keys, today(&state.store));
+    let rows: Vec<Row> = batch
+        .task_ids
+        .iter()
+        .zip(stats)
+        .map(|(&id, s)| Row::new(id, s))
+        .collect();
+    Ok(Success::new(rows).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(body: &str) -> Result<Batch, String> {
+        parse_body(body.as_bytes(), 7)
+    }
+
+    #[test]
+    fn ids_are_lenient_canonical_and_in_request_order() {
+        let b = p(r#"{"ccId":1,"vdn":92,"taskIds":["1122104910",77,"0042","0"]}"#).expect("valid");
+        assert_eq!((b.cc_id, b.vdn), (1, 92));
+        assert_eq!(b.task_ids, vec![1_122_104_910, 77, 42, 0]);
+        assert_eq!(p(r#"{"vdn":92,"taskIds":[5,5]}"#).map(|b| b.cc_id), Ok(7));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_position() {
+        let hundred: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let ok = format!(r#"{{"vdn":92,"taskIds":[{}]}}"#, hundred.join(","));
+        assert_eq!(p(&ok).map(|b| b.task_ids.len()), Ok(100));
+        let over = format!(r#"{{"vdn":92,"taskIds":[{},100]}}"#, hundred.join(","));
+        let cases: &[(&str, &str)] = &[
+            (r#"{"vdn":92}"#, "taskIds is required"),
+            (r#"{"vdn":92,"taskIds":null}"#, "taskIds is required"),
+            (r#"{"vdn":92,"taskIds":"1"}"#, "must be an array"),
+            (r#"{"vdn":92,"taskIds":[]}"#, "got none"),
+            (&over, "taskIds[100] is one too many"),
+            (r#"{"vdn":92,"taskIds":[1,"x",3]}"#, "taskIds[1] must be"),
+            (r#"{"vdn":92,"taskIds":[1,2,null]}"#, "taskIds[2] must be"),
+            (r#"{"vdn":92,"taskIds":[1.5]}"#, "taskIds[0] must be"),
+            (
+                r#"{"vdn":92,"taskIds":["1234567890123456789012345678901"]}"#,
+                "taskIds[0] must be",
+            ),
+            (r#"{"taskIds":[1]}"#, "vdn is required"),
+            (r#"{"ccId":0,"vdn":92,"taskIds":[1]}"#, "ccId must be"),
+            (r#"{"vdn":92,"taskIds":[1],"vdn":93}"#, "not a JSON object"),
+            (r#"[92,[1]]"#, "not a JSON object"),
+        ];
+        for (body, want) in cases {
+            let err = p(body).expect_err(body);
+            assert!(err.starts_with("Invalid parameter: "), "{body}: {err}");
+            assert!(err.contains(want), "{body}: {err}");
+        }
+    }
+}

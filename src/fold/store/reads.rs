@@ -1,0 +1,64 @@
+//! Reads of the store for the wallboard routes: several tasks in one pass, change numbers for
+//! streams, one task's state for a breakdown. Kept apart from the fold itself.
+
+use super::{Store, TaskState};
+use crate::events::ids::TaskKey;
+use crate::events::CallState;
+use crate::fold::{Day, FailCodes, TaskStats};
+
+impl Store {
+    /// The numbers of several tasks for one day, in the order asked, read in one pass.
+    pub fn stats_of(&self, tasks: &[TaskKey], day: Day) -> Vec<TaskStats> {
+        tasks.iter().map(|t| self.stats(t, day)).collect()
+    }
+
+    /// The change number of each task (0 for a task not in memory), in the order asked, read in
+    /// one pass: a stream compares them with the last it saw.
+    pub fn versions_of(&self, tasks: &[TaskKey], out: &mut Vec<u64>) {
+        out.clear();
+        out.extend(
+            tasks
+                .iter()
+                .map(|t| self.tasks.get(t).map_or(0, |s| s.version)),
+        );
+    }
+
+    /// Runs `read` on one task's state under its shard's read lock (`None`: not in memory).
+    pub fn with_task<R>(&self, task: &TaskKey, read: impl FnOnce(Option<&TaskState>) -> R) -> R {
+        match self.tasks.get(task) {
+            Some(t) => read(Some(&t)),
+            None => read(None),
+        }
+    }
+
+    /// The failure causes seen, interned (calls keep their ids).
+    pub fn fail_codes(&self) -> &FailCodes {
+        &self.fail_codes
+    }
+}
+
+impl TaskState {
+    /// The served numbers for `day`.
+    pub fn stats(&self, day: Day) -> TaskStats {
+        use CallState::*;
+        let (total, succ, fail, comp, planned) = match self.day(day) {
+            Some(d) => (
+                d.count(&CallState::ALL),
+                d.count(&[Connected, Finished]),
+                d.count(&[Failed]),
+                d.count(&[Failed, Finished]),
+                d.plan.map_or(0, |p| p.planned),
+            ),
+            None => (0, 0, 0, 0, 0),
+        };
+        TaskStats {
+            total,
+            succ,
+            fail,
+            comp,
+            wait: u64::from(self.waiting),
+            exec: u64::from(self.executing),
+            planned,
+        }
+    }
+}
