@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Extensions, Server, ServerHandle, Service};
+use actix_web::body::MessageBody;
+use actix_web::dev::{
+    Extensions, Server, ServerHandle, Service, ServiceFactory, ServiceRequest, ServiceResponse,
+};
 use actix_web::http::ConnectionType;
 use actix_web::{web, App, HttpServer};
 
@@ -146,16 +149,10 @@ pub fn api(
     let state = web::Data::new(state);
     let (app_drain, conn_drain) = (drain.clone(), drain.clone());
     let mut server = HttpServer::new(move || {
-        let drain = app_drain.clone();
-        App::new()
-            .app_data(state.clone())
-            .wrap_fn(move |req, srv| {
-                let answer = srv.call(req);
-                let drain = drain.clone();
-                async move { answer.await.map(|res| close_when_draining(res, &drain)) }
-            })
-            .configure(api::configure)
-            .configure(crate::wallboard::configure)
+        app(state.clone(), app_drain.clone(), |cfg| {
+            api::configure(cfg);
+            crate::wallboard::configure(cfg);
+        })
     })
     .on_connect(move |_, extensions| conn_drain.connected(extensions))
     .disable_signals()
@@ -183,6 +180,30 @@ pub fn api(
     Ok(server.run())
 }
 
+/// An app of `routes` with `state`, whose answers tell clients to close once `drain` is on.
+fn app<T: 'static>(
+    state: web::Data<T>,
+    drain: Drain,
+    routes: fn(&mut web::ServiceConfig),
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody + 'static>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap_fn(move |req, srv| {
+            let answer = srv.call(req);
+            let drain = drain.clone();
+            async move { answer.await.map(|res| close_when_draining(res, &drain)) }
+        })
+        .configure(routes)
+}
+
 /// Tells the client to close the connection after this answer when the listener is stopping.
 fn close_when_draining<B>(
     mut res: actix_web::dev::ServiceResponse<B>,
@@ -205,25 +226,15 @@ pub fn admin(
 ) -> Result<Server, ServerError> {
     let state = web::Data::new(state);
     let (app_drain, conn_drain) = (drain.clone(), drain.clone());
-    let server = HttpServer::new(move || {
-        let drain = app_drain.clone();
-        App::new()
-            .app_data(state.clone())
-            .wrap_fn(move |req, srv| {
-                let answer = srv.call(req);
-                let drain = drain.clone();
-                async move { answer.await.map(|res| close_when_draining(res, &drain)) }
-            })
-            .configure(admin::configure)
-    })
-    .on_connect(move |_, extensions| conn_drain.connected(extensions))
-    .disable_signals()
-    .shutdown_timeout(2)
-    .workers(1)
-    .listen(listener)
-    .map_err(|source| ServerError::Listen {
-        what: "admin listener",
-        source,
-    })?;
+    let server = HttpServer::new(move || app(state.clone(), app_drain.clone(), admin::configure))
+        .on_connect(move |_, extensions| conn_drain.connected(extensions))
+        .disable_signals()
+        .shutdown_timeout(2)
+        .workers(1)
+        .listen(listener)
+        .map_err(|source| ServerError::Listen {
+            what: "admin listener",
+            source,
+        })?;
     Ok(server.run())
 }

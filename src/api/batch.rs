@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::request::{cc_id_and_vdn, object_text, InvalidRequest};
 use super::response::{ApiError, Row, Success};
-use super::{admit, answer, check_json, check_ready, check_scope, today, ApiState};
+use super::{admit, check_json, check_ready, check_scope, today, ApiState};
 use crate::events::ids::{IdToken, TaskKey};
 
 pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistics";
@@ -103,18 +103,7 @@ pub(crate) fn task_ids(
         .collect()
 }
 
-pub(crate) async fn route(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<ApiState>,
-) -> HttpResponse {
-    answer(req, payload, state, |req, payload, state| async move {
-        handle(&req, payload, &state).await
-    })
-    .await
-}
-
-async fn handle(
+pub(crate) async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
     state: &ApiState,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::request::{self, InvalidRequest};
 use super::response::{ApiError, Success};
-use super::{admit, answer, check_json, check_ready, check_scope, today, ApiState};
+use super::{admit, check_json, check_ready, check_scope, today, ApiState};
 use crate::events::ids::TaskKey;
 use crate::fold::{breakdown, Breakdown, Calendar, TimeGrain};
 
@@ -116,18 +116,7 @@ fn shape(q: &Query, day: crate::fold::Day, b: Breakdown) -> Shape {
     }
 }
 
-pub(crate) async fn route(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<ApiState>,
-) -> HttpResponse {
-    answer(req, payload, state, |req, payload, state| async move {
-        handle(&req, payload, &state).await
-    })
-    .await
-}
-
-async fn handle(
+pub(crate) async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
     state: &ApiState,

@@ -30,6 +30,21 @@ use crate::metrics::{AuthRefusal, Metrics};
 use crate::progress::Readiness;
 use response::{ApiError, Realstatistic};
 
+/// An actix route for `handle` (an `async fn(&HttpRequest, web::Payload, &ApiState) ->
+/// Result<HttpResponse, ApiError>`), behind what every route shares ([`answer`]). Any method
+/// reaches it, so a wrong method gets its 405 with the vendor's error body.
+macro_rules! route {
+    ($handle:path) => {
+        web::route().to(
+            |req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>| {
+                answer(req, payload, state, |req, payload, state| async move {
+                    $handle(&req, payload, &state).await
+                })
+            },
+        )
+    };
+}
+
 pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic";
 /// api.md: "at most 4 KiB".
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -87,27 +102,30 @@ impl Default for Limits {
 /// Mounts the endpoint. Any method reaches the handler, which answers 405 itself so the error
 /// body has the vendor's shape.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(PATH).route(web::route().to(realstatistic)));
-    cfg.service(web::resource(batch::PATH).route(web::route().to(batch::route)));
-    cfg.service(web::resource(breakdown::PATH).route(web::route().to(breakdown::route)));
-    cfg.service(web::resource(stream::PATH).route(web::route().to(stream::route)));
+    cfg.service(web::resource(PATH).route(route!(realstatistic)));
+    cfg.service(web::resource(batch::PATH).route(route!(batch::handle)));
+    cfg.service(web::resource(breakdown::PATH).route(route!(breakdown::handle)));
+    cfg.service(web::resource(stream::PATH).route(route!(stream::handle)));
 }
 
 /// Numbers requests so every log line of one request carries the same id (also sent back as
 /// `X-Request-Id`). A process-wide counter: unique per replica, cheap, and never a client value.
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// The one-task endpoint: the checks every route shares, then one read of the store.
 async fn realstatistic(
-    req: HttpRequest,
+    req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<ApiState>,
-) -> HttpResponse {
-    answer(req, payload, state, |req, payload, state| async move {
-        handle(&req, payload, &state)
-            .await
-            .map(Realstatistic::into_response)
-    })
-    .await
+    state: &ApiState,
+) -> Result<HttpResponse, ApiError> {
+    let admitted = admit(req, payload, state, Method::POST).await?;
+    check_json(req)?;
+    let task =
+        request::parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid)?;
+    check_scope(&admitted.key, task.cc_id, task.vdn, state)?;
+    check_ready(state)?;
+    let stats = state.store.stats(&task, today(&state.store));
+    Ok(Realstatistic::from(stats).into_response())
 }
 
 /// What every route of the API listener shares around its own checks: the request id (a span
@@ -126,37 +144,18 @@ where
     use tracing::Instrument;
     let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", request_id = id);
-    let mut resp = respond(req, payload, state, route).instrument(span).await;
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
-        resp.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("x-request-id"),
-            v,
-        );
-    }
-    resp
-}
-
-async fn respond<F, Fut>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<ApiState>,
-    route: F,
-) -> HttpResponse
-where
-    F: FnOnce(HttpRequest, web::Payload, web::Data<ApiState>) -> Fut,
-    Fut: std::future::Future<Output = Result<HttpResponse, ApiError>>,
-{
     let started = Instant::now();
     let metrics = state.metrics.clone();
-    let outcome = route(req, payload, state).await;
+    let outcome = route(req, payload, state).instrument(span.clone()).await;
     let (status, code) = match &outcome {
         Ok(_) => (200, response::SUCCESS),
         Err(e) => (e.status.as_u16(), e.code),
     };
     metrics.request_answered(status, code, started.elapsed().as_secs_f64());
-    match outcome {
+    let mut resp = match outcome {
         Ok(resp) => resp,
         Err(e) => {
+            let _in_request = span.enter();
             if e.status.is_server_error() {
                 tracing::warn!(status, code, reason = %e.desc, "request failed");
             } else {
@@ -164,22 +163,14 @@ where
             }
             e.into_response()
         }
+    };
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            v,
+        );
     }
-}
-
-async fn handle(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &ApiState,
-) -> Result<Realstatistic, ApiError> {
-    let admitted = admit(req, payload, state, Method::POST).await?;
-    check_json(req)?;
-    let task =
-        request::parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid)?;
-    check_scope(&admitted.key, task.cc_id, task.vdn, state)?;
-    check_ready(state)?;
-    let stats = state.store.stats(&task, today(&state.store));
-    Ok(Realstatistic::from(stats))
+    resp
 }
 
 /// A request that passed the checks every route shares: who signed it, and its body.

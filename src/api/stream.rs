@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::batch::Batch;
 use super::request::{cc_id_and_vdn, InvalidRequest};
 use super::response::ApiError;
-use super::{admit, answer, check_ready, check_scope, ApiState};
+use super::{admit, check_ready, check_scope, ApiState};
 use crate::auth::c2::form_decode;
 use crate::events::ids::IdToken;
 use crate::metrics::Metrics;
@@ -136,18 +136,7 @@ impl Drop for Slot {
     }
 }
 
-pub(crate) async fn route(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<ApiState>,
-) -> HttpResponse {
-    answer(req, payload, state, |req, payload, state| async move {
-        handle(&req, payload, &state).await
-    })
-    .await
-}
-
-async fn handle(
+pub(crate) async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
     state: &ApiState,
