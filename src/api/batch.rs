@@ -5,13 +5,12 @@
 //! each with the rules of `taskId`) instead of `taskId`. The rows are read in one pass over the
 //! store at one "today", in request order.
 
-use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::request::{cc_id_and_vdn, object_text, InvalidRequest};
 use super::response::{ApiError, Row, Success};
-use super::{admit, check_json, check_ready, check_scope, today, ApiState};
+use super::{admit_json, today, ApiState};
 use crate::events::ids::{IdToken, TaskKey};
 
 pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistics";
@@ -108,11 +107,11 @@ pub(crate) async fn handle(
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<HttpResponse, ApiError> {
-    let admitted = admit(req, payload, state, Method::POST).await?;
-    check_json(req)?;
-    let batch = parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid_text)?;
-    check_scope(&admitted.key, batch.cc_id, batch.vdn, state)?;
-    check_ready(state)?;
+    let batch = admit_json(req, payload, state, |body, cc| {
+        let batch = parse_body(body, cc).map_err(ApiError::invalid_text)?;
+        Ok(((batch.cc_id, batch.vdn), batch))
+    })
+    .await?;
     let keys = batch.keys();
     let stats = state.store.stats_of(&keys, today(&state.store));
     let rows: Vec<Row> = batch

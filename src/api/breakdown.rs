@@ -3,13 +3,12 @@
 //! (`"15MIN"`, `"30MIN"` or `"60MIN"`): the task's calls of that day bucketed by the local time
 //! of their first event, and its failed calls counted by failure cause.
 
-use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::request::{self, InvalidRequest};
 use super::response::{ApiError, Success};
-use super::{admit, check_json, check_ready, check_scope, today, ApiState};
+use super::{admit_json, today, ApiState};
 use crate::events::ids::TaskKey;
 use crate::fold::{breakdown, Breakdown, Calendar, TimeGrain};
 
@@ -121,11 +120,11 @@ pub(crate) async fn handle(
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<HttpResponse, ApiError> {
-    let admitted = admit(req, payload, state, Method::POST).await?;
-    check_json(req)?;
-    let q = parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid_text)?;
-    check_scope(&admitted.key, q.task.cc_id, q.task.vdn, state)?;
-    check_ready(state)?;
+    let q = admit_json(req, payload, state, |body, cc| {
+        let q = parse_body(body, cc).map_err(ApiError::invalid_text)?;
+        Ok(((q.task.cc_id, q.task.vdn), q))
+    })
+    .await?;
     let day = today(&state.store) - q.days_ago;
     let b = breakdown::breakdown(&state.store, &q.task, day, q.grain);
     Ok(Success::new(shape(&q, day, b)).into_response())

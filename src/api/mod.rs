@@ -118,12 +118,11 @@ async fn realstatistic(
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<HttpResponse, ApiError> {
-    let admitted = admit(req, payload, state, Method::POST).await?;
-    check_json(req)?;
-    let task =
-        request::parse_body(&admitted.body, state.default_cc_id).map_err(ApiError::invalid)?;
-    check_scope(&admitted.key, task.cc_id, task.vdn, state)?;
-    check_ready(state)?;
+    let task = admit_json(req, payload, state, |body, cc| {
+        let task = request::parse_body(body, cc).map_err(ApiError::invalid)?;
+        Ok(((task.cc_id, task.vdn), task))
+    })
+    .await?;
     let stats = state.store.stats(&task, today(&state.store));
     Ok(Realstatistic::from(stats).into_response())
 }
@@ -177,6 +176,23 @@ where
 pub(crate) struct Admitted {
     pub key: Arc<auth::KeyEntry>,
     pub body: web::Bytes,
+}
+
+/// Every check of a signed JSON `POST` route, in the order of api.md: [`admit`], the
+/// Content-Type, the body (`parse` gives the value and the call center and VDN it reads), the
+/// key's scope and the tenant, readiness.
+pub(crate) async fn admit_json<T>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+    parse: impl FnOnce(&[u8], u16) -> Result<((u16, u16), T), ApiError>,
+) -> Result<T, ApiError> {
+    let admitted = admit(req, payload, state, Method::POST).await?;
+    check_json(req)?;
+    let ((cc_id, vdn), value) = parse(&admitted.body, state.default_cc_id)?;
+    check_scope(&admitted.key, cc_id, vdn, state)?;
+    check_ready(state)?;
+    Ok(value)
 }
 
 /// The first checks of every route, in the order of api.md: method (405), header size (431),
