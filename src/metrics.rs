@@ -105,224 +105,198 @@ impl AuthRefusal {
 const KEYS_OK: &str = "ok";
 const KEYS_REJECTED: &str = "rejected";
 
-/// `realstat_keys_reloads_total` (both series created at zero) and `realstat_keys_loaded`.
-fn keys_metrics(registry: &Registry) -> (IntCounterVec, IntGauge) {
-    let reloads = counter_vec(
-        registry,
+/// Every metric's name and help text: the list an operator reads (docs/operations.md has the
+/// same one with labels and meaning).
+mod defs {
+    pub type Def = (&'static str, &'static str);
+    pub const EVENTS_CONSUMED: Def = (
+        "realstat_events_consumed_total",
+        "Messages read from the event topic.",
+    );
+    pub const EVENTS_APPLIED: Def = (
+        "realstat_events_applied_total",
+        "Valid events folded, by effect (changed, unchanged).",
+    );
+    pub const EVENTS_REJECTED: Def = (
+        "realstat_events_rejected_total",
+        "Events skipped, by reason.",
+    );
+    pub const EVENTS_FILTERED: Def = (
+        "realstat_events_filtered_total",
+        "Events of call centers or VDNs this deployment does not keep (skipped).",
+    );
+    pub const PARTITION_NEXT_OFFSET: Def = (
+        "realstat_partition_next_offset",
+        "Next offset to apply, per partition.",
+    );
+    pub const PARTITION_END_OFFSET: Def = (
+        "realstat_partition_end_offset",
+        "Last known end (high watermark) offset, per partition.",
+    );
+    pub const PARTITION_LAG: Def = (
+        "realstat_partition_lag",
+        "End offset minus next offset to apply, per partition (messages).",
+    );
+    pub const EVENT_VISIBLE_DELAY: Def = (
+        "realstat_event_visible_delay_seconds",
+        "Delay from an event's ts to the moment it is visible to queries.",
+    );
+    pub const FOLD_BATCH_DURATION: Def = (
+        "realstat_fold_batch_duration_seconds",
+        "Time to decode and fold one batch of messages.",
+    );
+    pub const REQUESTS: Def = (
+        "realstat_requests_total",
+        "realstatistic requests by HTTP status and resultCode.",
+    );
+    pub const REQUEST_DURATION: Def = (
+        "realstat_request_duration_seconds",
+        "realstatistic request latency, by resultCode.",
+    );
+    pub const AUTH_FAILURES: Def = (
+        "realstat_auth_failures_total",
+        "Failed authentications by category.",
+    );
+    pub const TASKS_TRACKED: Def = ("realstat_tasks_tracked", "Tasks in memory.");
+    pub const CALLS_TRACKED: Def = ("realstat_calls_tracked", "Calls in memory.");
+    pub const CALLS_EXPIRED: Def = (
+        "realstat_calls_expired_total",
+        "Calls taken out of waitCount/execCount for having no news too long.",
+    );
+    pub const READY: Def = (
+        "realstat_ready",
+        "1 when caught up with the log and serving, else 0.",
+    );
+    pub const CONSUMER_ERRORS: Def = (
+        "realstat_consumer_errors_total",
+        "Errors reported by the Kafka consumer, by kind.",
+    );
+    pub const SNAPSHOT_AGE: Def = (
+        "realstat_snapshot_age_seconds",
+        "Seconds since the last snapshot was written (or loaded).",
+    );
+    pub const SNAPSHOT_DURATION: Def = (
+        "realstat_snapshot_duration_seconds",
+        "Time to write one snapshot.",
+    );
+    pub const SNAPSHOT_SIZE: Def = (
+        "realstat_snapshot_size_bytes",
+        "Size of the last snapshot written.",
+    );
+    pub const SNAPSHOT_FAILURES: Def = (
+        "realstat_snapshot_failures_total",
+        "Snapshots that could not be written.",
+    );
+    pub const DEAD_LETTER_FAILURES: Def = (
+        "realstat_dead_letter_failures_total",
+        "Rejected events that could not be queued to the dead-letter topic.",
+    );
+    pub const KEYS_RELOADS: Def = (
         "realstat_keys_reloads_total",
         "Keys file reloads (file changed or SIGHUP), by result (ok, rejected).",
-        &["result"],
     );
-    for result in [KEYS_OK, KEYS_REJECTED] {
-        reloads.with_label_values(&[result]);
-    }
-    let loaded = gauge(registry, "realstat_keys_loaded", "Access keys in force.");
-    (reloads, loaded)
+    pub const KEYS_LOADED: Def = ("realstat_keys_loaded", "Access keys in force.");
+    pub const STREAMS_OPEN: Def = ("realstat_streams_open", "Live streams open now.");
+    pub const STREAMS_ENDED: Def = (
+        "realstat_streams_ended_total",
+        "Live streams ended, by reason (client, slow_reader, key_revoked, shutdown).",
+    );
+    pub const BUILD_INFO: Def = ("realstat_build_info", "Build of the running binary.");
+
+    pub const LATENCY_BUCKETS: &[f64] = &[
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+    pub const DELAY_BUCKETS: &[f64] = &[
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ];
+    pub const SNAPSHOT_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric definition");
+/// Registers a collector and hands it back.
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: prometheus::Result<C>,
+) -> C {
+    let c = collector.expect("valid metric definition");
     registry
         .register(Box::new(c.clone()))
         .expect("unique metric name");
     c
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric name");
-    c
+fn counter(registry: &Registry, (name, help): defs::Def) -> IntCounter {
+    register(registry, IntCounter::new(name, help))
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric name");
-    g
+fn counter_vec(registry: &Registry, (name, help): defs::Def, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric name");
-    g
+fn gauge(registry: &Registry, (name, help): defs::Def) -> IntGauge {
+    register(registry, IntGauge::new(name, help))
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .expect("valid metric definition");
-    registry
-        .register(Box::new(h.clone()))
-        .expect("unique metric name");
-    h
+fn gauge_vec(registry: &Registry, (name, help): defs::Def, labels: &[&str]) -> IntGaugeVec {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
+}
+
+fn histogram(registry: &Registry, (name, help): defs::Def, buckets: &[f64]) -> Histogram {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, Histogram::with_opts(opts))
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    (name, help): defs::Def,
+    buckets: &[f64],
+    labels: &[&str],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels))
 }
 
 impl Metrics {
-    /// Builds and registers every metric. The definitions are constants, so registration can
-    /// only fail on a programming error, caught by the tests below.
+    /// Builds and registers every metric (names and help texts: the `defs` table). The
+    /// definitions are constants, so registration can only fail on a programming error, caught
+    /// by the tests below.
     pub fn new() -> Self {
+        use defs::*;
         let r = Registry::new();
-        let latency = vec![
-            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-        ];
-        let (keys_reloads, keys_loaded) = keys_metrics(&r);
         let m = Metrics {
-            events_consumed: counter(
-                &r,
-                "realstat_events_consumed_total",
-                "Messages read from the event topic.",
-            ),
-            events_applied: counter_vec(
-                &r,
-                "realstat_events_applied_total",
-                "Valid events folded, by effect (changed, unchanged).",
-                &["effect"],
-            ),
-            events_rejected: counter_vec(
-                &r,
-                "realstat_events_rejected_total",
-                "Events skipped, by reason.",
-                &["reason"],
-            ),
-            events_filtered: counter(
-                &r,
-                "realstat_events_filtered_total",
-                "Events of call centers or VDNs this deployment does not keep (skipped).",
-            ),
-            partition_next_offset: gauge_vec(
-                &r,
-                "realstat_partition_next_offset",
-                "Next offset to apply, per partition.",
-                &["partition"],
-            ),
-            partition_end_offset: gauge_vec(
-                &r,
-                "realstat_partition_end_offset",
-                "Last known end (high watermark) offset, per partition.",
-                &["partition"],
-            ),
-            partition_lag: gauge_vec(
-                &r,
-                "realstat_partition_lag",
-                "End offset minus next offset to apply, per partition (messages).",
-                &["partition"],
-            ),
-            event_visible_delay: histogram(
-                &r,
-                "realstat_event_visible_delay_seconds",
-                "Delay from an event's ts to the moment it is visible to queries.",
-                vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                ],
-            ),
-            fold_batch_duration: histogram(
-                &r,
-                "realstat_fold_batch_duration_seconds",
-                "Time to decode and fold one batch of messages.",
-                latency.clone(),
-            ),
-            requests: counter_vec(
-                &r,
-                "realstat_requests_total",
-                "realstatistic requests by HTTP status and resultCode.",
-                &["status", "code"],
-            ),
-            request_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "realstat_request_duration_seconds",
-                    "realstatistic request latency, by resultCode.",
-                )
-                .buckets(latency),
-                &["code"],
-            )
-            .expect("valid metric definition"),
-            auth_failures: counter_vec(
-                &r,
-                "realstat_auth_failures_total",
-                "Failed authentications by category.",
-                &["category"],
-            ),
-            tasks_tracked: gauge(&r, "realstat_tasks_tracked", "Tasks in memory."),
-            calls_tracked: gauge(&r, "realstat_calls_tracked", "Calls in memory."),
-            calls_expired: counter(
-                &r,
-                "realstat_calls_expired_total",
-                "Calls taken out of waitCount/execCount for having no news too long.",
-            ),
-            ready: gauge(
-                &r,
-                "realstat_ready",
-                "1 when caught up with the log and serving, else 0.",
-            ),
-            consumer_errors: counter_vec(
-                &r,
-                "realstat_consumer_errors_total",
-                "Errors reported by the Kafka consumer, by kind.",
-                &["kind"],
-            ),
-            snapshot_age: {
-                let g = prometheus::Gauge::new(
-                    "realstat_snapshot_age_seconds",
-                    "Seconds since the last snapshot was written (or loaded).",
-                )
-                .expect("valid metric definition");
-                r.register(Box::new(g.clone())).expect("unique metric name");
-                g
-            },
-            snapshot_duration: histogram(
-                &r,
-                "realstat_snapshot_duration_seconds",
-                "Time to write one snapshot.",
-                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-            ),
-            snapshot_size: gauge(
-                &r,
-                "realstat_snapshot_size_bytes",
-                "Size of the last snapshot written.",
-            ),
-            snapshot_failures: counter(
-                &r,
-                "realstat_snapshot_failures_total",
-                "Snapshots that could not be written.",
-            ),
-            dead_letter_failures: counter(
-                &r,
-                "realstat_dead_letter_failures_total",
-                "Rejected events that could not be queued to the dead-letter topic.",
-            ),
-            keys_reloads,
-            keys_loaded,
-            streams_open: gauge(&r, "realstat_streams_open", "Live streams open now."),
-            streams_ended: counter_vec(
-                &r,
-                "realstat_streams_ended_total",
-                "Live streams ended, by reason (client, slow_reader, key_revoked, shutdown).",
-                &["reason"],
-            ),
+            events_consumed: counter(&r, EVENTS_CONSUMED),
+            events_applied: counter_vec(&r, EVENTS_APPLIED, &["effect"]),
+            events_rejected: counter_vec(&r, EVENTS_REJECTED, &["reason"]),
+            events_filtered: counter(&r, EVENTS_FILTERED),
+            partition_next_offset: gauge_vec(&r, PARTITION_NEXT_OFFSET, &["partition"]),
+            partition_end_offset: gauge_vec(&r, PARTITION_END_OFFSET, &["partition"]),
+            partition_lag: gauge_vec(&r, PARTITION_LAG, &["partition"]),
+            event_visible_delay: histogram(&r, EVENT_VISIBLE_DELAY, DELAY_BUCKETS),
+            fold_batch_duration: histogram(&r, FOLD_BATCH_DURATION, LATENCY_BUCKETS),
+            requests: counter_vec(&r, REQUESTS, &["status", "code"]),
+            request_duration: histogram_vec(&r, REQUEST_DURATION, LATENCY_BUCKETS, &["code"]),
+            auth_failures: counter_vec(&r, AUTH_FAILURES, &["category"]),
+            tasks_tracked: gauge(&r, TASKS_TRACKED),
+            calls_tracked: gauge(&r, CALLS_TRACKED),
+            calls_expired: counter(&r, CALLS_EXPIRED),
+            ready: gauge(&r, READY),
+            consumer_errors: counter_vec(&r, CONSUMER_ERRORS, &["kind"]),
+            snapshot_age: register(&r, prometheus::Gauge::new(SNAPSHOT_AGE.0, SNAPSHOT_AGE.1)),
+            snapshot_duration: histogram(&r, SNAPSHOT_DURATION, SNAPSHOT_BUCKETS),
+            snapshot_size: gauge(&r, SNAPSHOT_SIZE),
+            snapshot_failures: counter(&r, SNAPSHOT_FAILURES),
+            dead_letter_failures: counter(&r, DEAD_LETTER_FAILURES),
+            keys_reloads: counter_vec(&r, KEYS_RELOADS, &["result"]),
+            keys_loaded: gauge(&r, KEYS_LOADED),
+            streams_open: gauge(&r, STREAMS_OPEN),
+            streams_ended: counter_vec(&r, STREAMS_ENDED, &["reason"]),
             snapshot_last_ms: std::sync::atomic::AtomicI64::new(0),
             registry: r,
         };
-        m.registry
-            .register(Box::new(m.request_duration.clone()))
-            .expect("unique metric name");
-        let build = IntGaugeVec::new(
-            Opts::new("realstat_build_info", "Build of the running binary."),
-            &["version", "git"],
-        )
-        .expect("valid metric definition");
+        let build = gauge_vec(&m.registry, BUILD_INFO, &["version", "git"]);
+        let git = option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown");
         build
-            .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
-                option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown"),
-            ])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), git])
             .set(1);
-        m.registry
-            .register(Box::new(build))
-            .expect("unique metric name");
         // The process's own numbers (process_resident_memory_bytes, process_cpu_seconds_total,
         // process_open_fds, ...), read from /proc at scrape time.
         #[cfg(target_os = "linux")]
@@ -331,20 +305,28 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("unique metric name");
-        // Create every closed-set series up front, so dashboards see zeros rather than nothing.
+        m.create_closed_series();
+        m
+    }
+
+    /// Creates every series of a closed label set up front, so dashboards see zeros rather than
+    /// nothing.
+    fn create_closed_series(&self) {
         for r in Rejection::ALL {
-            m.events_rejected.with_label_values(&[r.label()]);
+            self.events_rejected.with_label_values(&[r.label()]);
         }
         for kind in ConsumerError::ALL {
-            m.consumer_errors.with_label_values(&[kind.label()]);
+            self.consumer_errors.with_label_values(&[kind.label()]);
         }
         for reason in ["client", "slow_reader", "key_revoked", "shutdown"] {
-            m.streams_ended.with_label_values(&[reason]);
+            self.streams_ended.with_label_values(&[reason]);
         }
         for effect in ["changed", "unchanged"] {
-            m.events_applied.with_label_values(&[effect]);
+            self.events_applied.with_label_values(&[effect]);
         }
-        m
+        for result in [KEYS_OK, KEYS_REJECTED] {
+            self.keys_reloads.with_label_values(&[result]);
+        }
     }
 
     /// The keys in force now: at start and after every reload.
