@@ -16,7 +16,8 @@ use actix_web::{web, App, HttpServer};
 
 use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
-use crate::config::TlsSettings;
+use crate::config::{Settings, TlsSettings};
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -121,6 +122,66 @@ pub async fn drain_and_stop(handle: ServerHandle, drain: &Drain, what: &'static 
         );
     }
     handle.stop(true).await;
+}
+
+/// Both listeners, bound and built, not yet serving.
+pub struct Listeners {
+    api: Server,
+    admin: Server,
+    pub api_port: u16,
+    pub admin_port: u16,
+    drains: (Drain, Drain),
+}
+
+impl Listeners {
+    /// Binds both addresses now (a caller asking for port 0 reads the ports back) and builds
+    /// both servers.
+    pub fn bind(
+        settings: &Settings,
+        api_state: ApiState,
+        admin_state: AdminState,
+    ) -> Result<Listeners, ServerError> {
+        let api_listener = bind("API listener", &settings.listen)?;
+        let admin_listener = bind("admin listener", &settings.admin_listen)?;
+        let drains = (Drain::default(), Drain::default());
+        Ok(Listeners {
+            api_port: local_port(&api_listener),
+            admin_port: local_port(&admin_listener),
+            api: api(
+                api_listener,
+                api_state,
+                settings.workers,
+                settings.tls.as_ref(),
+                &drains.0,
+            )?,
+            admin: admin(admin_listener, admin_state, &drains.1)?,
+            drains,
+        })
+    }
+
+    /// Serves until SIGTERM/SIGINT, `shutdown`, or a server ending; then triggers `shutdown`,
+    /// drains and stops both listeners ([`drain_and_stop`]). Returns what ended it.
+    pub async fn serve_until_stopped(self, shutdown: &Shutdown) -> &'static str {
+        let (api_handle, admin_handle) = (self.api.handle(), self.admin.handle());
+        let mut api_task = tokio::spawn(self.api);
+        let mut admin_task = tokio::spawn(self.admin);
+        let reason = tokio::select! {
+            r = crate::shutdown::terminate_signal() => r,
+            _ = shutdown.wait() => "shutdown requested",
+            _ = &mut api_task => "API server ended",
+            _ = &mut admin_task => "admin server ended",
+        };
+        tracing::info!(reason, "stopping");
+        shutdown.trigger();
+        let (api_drain, admin_drain) = &self.drains;
+        tokio::join!(
+            drain_and_stop(api_handle, api_drain, "API"),
+            drain_and_stop(admin_handle, admin_drain, "admin"),
+        );
+        let _ = api_task.await;
+        let _ = admin_task.await;
+        reason
+    }
 }
 
 /// Binds `addr` now, so that a caller asking for port 0 can read the port back before serving.

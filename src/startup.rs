@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-
 use crate::admin::AdminState;
 use crate::api::stream::StreamLimits;
 use crate::api::ApiState;
@@ -19,7 +17,7 @@ use crate::fold::Store;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
 use crate::progress::{Changes, Positions, Readiness};
-use crate::server::{self, ServerError};
+use crate::server::{Listeners, ServerError};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, SnapshotDir, SnapshotError, Snapshotter};
 
@@ -59,12 +57,8 @@ pub enum StartupError {
 }
 
 pub struct Application {
-    api_port: u16,
-    admin_port: u16,
-    api_server: Server,
-    admin_server: Server,
+    listeners: Listeners,
     /// How the two listeners are stopped without dropping requests (`server::drain_and_stop`).
-    drains: (server::Drain, server::Drain),
     ingest: Ingest,
     /// `None` in demo mode: the embedded broker starts empty every time, so offsets saved from
     /// a previous run would point into a log that no longer exists.
@@ -125,12 +119,6 @@ impl Application {
 
         let keys = Keys::new(source.keys);
         metrics.keys_in_force(keys.len());
-        let api_listener = server::bind("API listener", &settings.listen)?;
-        let admin_listener = server::bind("admin listener", &settings.admin_listen)?;
-        let (api_port, admin_port) = (
-            server::local_port(&api_listener),
-            server::local_port(&admin_listener),
-        );
         let api_state = api_state(
             &settings,
             &store,
@@ -139,27 +127,15 @@ impl Application {
             &readiness,
             (changes, shutdown.clone()),
         );
-        let drains = (server::Drain::default(), server::Drain::default());
-        let api_server = server::api(
-            api_listener,
-            api_state,
-            settings.workers,
-            settings.tls.as_ref(),
-            &drains.0,
-        )?;
         let admin_state = AdminState {
             store: store.clone(),
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         };
-        let admin_server = server::admin(admin_listener, admin_state, &drains.1)?;
+        let listeners = Listeners::bind(&settings, api_state, admin_state)?;
 
         Ok(Application {
-            api_port,
-            admin_port,
-            api_server,
-            admin_server,
-            drains,
+            listeners,
             ingest,
             snapshots,
             demo: source.demo,
@@ -178,11 +154,11 @@ impl Application {
     }
 
     pub fn api_port(&self) -> u16 {
-        self.api_port
+        self.listeners.api_port
     }
 
     pub fn admin_port(&self) -> u16 {
-        self.admin_port
+        self.listeners.admin_port
     }
 
     pub fn store(&self) -> Arc<Store> {
@@ -216,7 +192,7 @@ impl Application {
     #[cfg(feature = "dev")]
     pub fn demo_banner(&self) -> Option<String> {
         let d = self.demo.as_ref()?;
-        Some(d.banner(self.api_port, self.admin_port))
+        Some(d.banner(self.listeners.api_port, self.listeners.admin_port))
     }
 
     /// Serves until SIGTERM/SIGINT, the shutdown signal, or a server failing. Then: stop taking
@@ -229,25 +205,7 @@ impl Application {
             let metrics = self.metrics.clone();
             crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone(), metrics)
         });
-        let (api_handle, admin_handle) = (self.api_server.handle(), self.admin_server.handle());
-        let mut api_task = tokio::spawn(self.api_server);
-        let mut admin_task = tokio::spawn(self.admin_server);
-
-        let reason = tokio::select! {
-            r = crate::shutdown::terminate_signal() => r,
-            _ = shutdown.wait() => "shutdown requested",
-            _ = &mut api_task => "API server ended",
-            _ = &mut admin_task => "admin server ended",
-        };
-        tracing::info!(reason, "stopping");
-        shutdown.trigger();
-        let (api_drain, admin_drain) = &self.drains;
-        tokio::join!(
-            server::drain_and_stop(api_handle, api_drain, "API"),
-            server::drain_and_stop(admin_handle, admin_drain, "admin"),
-        );
-        let _ = api_task.await;
-        let _ = admin_task.await;
+        self.listeners.serve_until_stopped(&shutdown).await;
 
         // Joining threads and writing files block: keep them off the async workers.
         let (ingest, snapshots, store, metrics, topic) = (

@@ -18,6 +18,7 @@ use dashmap::DashMap;
 
 mod call_map;
 mod reads;
+mod restore;
 
 use super::calendar::{Calendar, Day};
 use super::fail_codes::{FailCodeId, FailCodes};
@@ -555,48 +556,6 @@ impl Store {
         for entry in self.tasks.iter() {
             visit(entry.key(), entry.value());
         }
-    }
-
-    /// Puts back a task from a snapshot: its calls and its plans. Everything else (day counters,
-    /// waiting/executing, the days themselves) is derived here from those, so a snapshot cannot
-    /// hold counters that disagree with its calls.
-    pub fn restore_task(
-        &self,
-        key: TaskKey,
-        plans: impl IntoIterator<Item = Plan>,
-        calls: impl IntoIterator<Item = (CallKey, RestoredCall)>,
-    ) {
-        let mut task = TaskState::default();
-        for plan in plans {
-            let day = self.calendar.day_of(plan.ts);
-            task.day_mut(day).plan = Some(plan);
-        }
-        let mut n = 0;
-        for (k, c) in calls {
-            let call = Call {
-                first_ts: c.first_ts,
-                last_ts: c.last_ts,
-                day: self.calendar.day_of(c.first_ts),
-                state: c.state,
-                expired: c.expired,
-                fail_code: c.fail_code,
-            };
-            if task.calls.insert(k, call).is_none() {
-                task.add(&call);
-                n += 1;
-            }
-        }
-        self.calls_tracked.fetch_add(n, Ordering::Relaxed);
-        if self.tasks.insert(key, task).is_none() {
-            self.task_count.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Restores the event-time clock and the expiry count saved with a snapshot.
-    pub fn restore_clock(&self, watermark: i64, calls_expired_total: u64) {
-        self.watermark.fetch_max(watermark, Ordering::AcqRel);
-        self.calls_expired_total
-            .fetch_add(calls_expired_total, Ordering::Relaxed);
     }
 
     /// The numbers of a task for a day; a task never seen has all zeros.
