@@ -645,6 +645,37 @@ mod tests {
     }
 
     /// A request's headers, as the HTTP layer would expose them.
+    /// Verifies `auth` against the request of vector `v` (with `raw_query`) at `now`.
+    fn verify_vector(
+        v: &Vector,
+        auth: &Authorization<'_>,
+        raw_query: Option<&str>,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let headers = request_headers(v);
+        let lookup = lookup_in(&headers);
+        let parts = SignedParts {
+            method: &v.method,
+            path: &v.uri,
+            raw_query,
+            header: &lookup,
+            body: v.body.as_bytes(),
+        };
+        let clock = Clock {
+            now_unix: now,
+            allowed_skew_secs: 900,
+        };
+        verify(auth, v.sk.as_bytes(), &parts, clock)
+    }
+
+    /// The headers a vector's request carries, as a server receives them.
+    fn request_headers(v: &Vector) -> Vec<(String, Vec<u8>)> {
+        v.headers
+            .iter()
+            .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
+            .collect()
+    }
+
     fn lookup_in<'h>(headers: &'h [(String, Vec<u8>)]) -> impl Fn(&str) -> HeaderLookup<'h> + 'h {
         move |name: &str| {
             let mut found = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -697,27 +728,7 @@ mod tests {
             assert_eq!(auth.ak, v.ak);
             assert_eq!(auth.timestamp, v.timestamp);
             let now = parse_timestamp(&v.timestamp).expect("vector timestamp");
-            let request_headers: Vec<(String, Vec<u8>)> = v
-                .headers
-                .iter()
-                .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
-                .collect();
-            let lookup = lookup_in(&request_headers);
-            let result = verify(
-                &auth,
-                v.sk.as_bytes(),
-                &SignedParts {
-                    method: &v.method,
-                    path: &v.uri,
-                    raw_query: v.raw_query.as_deref(),
-                    header: &lookup,
-                    body: v.body.as_bytes(),
-                },
-                Clock {
-                    now_unix: now,
-                    allowed_skew_secs: 900,
-                },
-            );
+            let result = verify_vector(&v, &auth, v.raw_query.as_deref(), now);
             assert_eq!(result, Ok(()), "vector {:?}", v.name);
         }
     }
@@ -729,11 +740,7 @@ mod tests {
         let good = parse_authorization(&v.authorization).expect("parses");
         let forged_text = format!("{}/{}", good.prefix(), "0".repeat(64));
         let forged = parse_authorization(&forged_text).expect("parses");
-        let request_headers: Vec<(String, Vec<u8>)> = v
-            .headers
-            .iter()
-            .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
-            .collect();
+        let request_headers = request_headers(&v);
         let lookup = lookup_in(&request_headers);
         let parts = SignedParts {
             method: &v.method,
@@ -784,46 +791,12 @@ mod tests {
             .expect("a vector with query parameters");
         let auth = parse_authorization(&v.authorization).expect("parses");
         let now = auth.unix_seconds;
-        let request_headers: Vec<(String, Vec<u8>)> = v
-            .headers
-            .iter()
-            .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
-            .collect();
-        let lookup = lookup_in(&request_headers);
         for raw in ["b=x%20y&a=1", "a=1&b=x+y", "a=%31&b=x%20y&"] {
-            let result = verify(
-                &auth,
-                v.sk.as_bytes(),
-                &SignedParts {
-                    method: &v.method,
-                    path: &v.uri,
-                    raw_query: Some(raw),
-                    header: &lookup,
-                    body: v.body.as_bytes(),
-                },
-                Clock {
-                    now_unix: now,
-                    allowed_skew_secs: 900,
-                },
-            );
+            let result = verify_vector(&v, &auth, Some(raw), now);
             assert_eq!(result, Ok(()), "raw query {raw:?}");
         }
         // Without the query the signature cannot match.
-        let result = verify(
-            &auth,
-            v.sk.as_bytes(),
-            &SignedParts {
-                method: &v.method,
-                path: &v.uri,
-                raw_query: None,
-                header: &lookup,
-                body: v.body.as_bytes(),
-            },
-            Clock {
-                now_unix: now,
-                allowed_skew_secs: 900,
-            },
-        );
+        let result = verify_vector(&v, &auth, None, now);
         assert_eq!(result, Err(AuthError::Mismatch));
     }
 

@@ -125,11 +125,6 @@ mod tests {
     use crate::events::{CallKey, Event, EventKind};
     use crate::fold::testing::*;
 
-    const TASK: TaskKey = TaskKey {
-        cc_id: 89,
-        vdn: 92,
-        task_id: 1_122_104_910,
-    };
     const MIN: i64 = 60_000;
 
     fn bucket_at(b: &Breakdown, start: u16) -> Bucket {
@@ -287,17 +282,7 @@ mod tests {
             dup_mask in any::<u64>(),
             maintain_every in 0usize..7,
         ) {
-            let mut shuffled: Vec<Event> = log.clone();
-            for (i, e) in log.iter().enumerate() {
-                if dup_mask >> (i % 64) & 1 == 1 {
-                    shuffled.push(*e);
-                }
-            }
-            let mut x = seed | 1;
-            for i in (1..shuffled.len()).rev() {
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
-            }
+            let shuffled = shuffled_with_duplicates(&log, seed, dup_mask);
             let folded = fold(&log, 0);
             let expected = all_breakdowns(&folded);
             prop_assert_eq!(all_breakdowns(&fold(&shuffled, maintain_every)), expected.clone());

@@ -148,29 +148,21 @@ mod tests {
     #[test]
     fn daylight_saving_zones_use_the_offset_in_force() {
         let cal = Calendar::named("America/New_York").expect("zone");
-        // 2024-03-10: clocks jump from 02:00 EST to 03:00 EDT (07:00Z).
-        assert_eq!(
-            Calendar::date_text(cal.day_of(ms("2024-03-10T04:59:59Z"))),
-            "2024-03-09"
-        );
-        assert_eq!(
-            Calendar::date_text(cal.day_of(ms("2024-03-10T05:00:00Z"))),
-            "2024-03-10"
-        );
-        // After the change midnight is at 04:00Z.
-        assert_eq!(
-            Calendar::date_text(cal.day_of(ms("2024-03-11T03:59:59Z"))),
-            "2024-03-10"
-        );
-        assert_eq!(
-            Calendar::date_text(cal.day_of(ms("2024-03-11T04:00:00Z"))),
-            "2024-03-11"
-        );
-        // Cached hour, then back across the change: still right.
-        assert_eq!(
-            Calendar::date_text(cal.day_of(ms("2024-03-10T04:59:59Z"))),
-            "2024-03-09"
-        );
+        // 2024-03-10: clocks jump from 02:00 EST to 03:00 EDT (07:00Z); after the change
+        // midnight is at 04:00Z. The last row goes back across the change after a cached hour.
+        for (instant, date) in [
+            ("2024-03-10T04:59:59Z", "2024-03-09"),
+            ("2024-03-10T05:00:00Z", "2024-03-10"),
+            ("2024-03-11T03:59:59Z", "2024-03-10"),
+            ("2024-03-11T04:00:00Z", "2024-03-11"),
+            ("2024-03-10T04:59:59Z", "2024-03-09"),
+        ] {
+            assert_eq!(
+                Calendar::date_text(cal.day_of(ms(instant))),
+                date,
+                "{instant}"
+            );
+        }
     }
 
     #[test]

@@ -24,11 +24,10 @@ mod tests {
 
     use crate::fold::testing::*;
 
-    const TASK: TaskKey = TaskKey {
-        cc_id: 89,
-        vdn: 92,
-        task_id: 1_122_104_910,
-    };
+    /// Applies `e` with a wall clock far ahead (no event counts as from the future).
+    fn applied(s: &Store, e: Event) -> Applied {
+        s.apply(&e, FAR_FUTURE)
+    }
 
     #[test]
     fn the_vendor_example() {
@@ -51,18 +50,7 @@ mod tests {
             s.apply(e, FAR_FUTURE);
         }
         let st = s.stats(&TASK, day0(&s));
-        assert_eq!(
-            st,
-            TaskStats {
-                total: 4,
-                succ: 2,
-                fail: 2,
-                comp: 4,
-                wait: 0,
-                exec: 0,
-                planned: 8
-            }
-        );
+        assert_eq!(st, VENDOR_EXAMPLE);
         assert_eq!(st.succ_rate().to_string(), "50%");
         assert_eq!(st.comp_rate().to_string(), "50%");
     }
@@ -72,21 +60,15 @@ mod tests {
         use CallState::*;
         let s = store();
         assert_eq!(
-            s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE),
+            applied(&s, call(TASK, "x", Connected, T0)),
             Applied::Changed
         );
         assert_eq!(
-            s.apply(&call(TASK, "x", Connected, T0), FAR_FUTURE),
+            applied(&s, call(TASK, "x", Connected, T0)),
             Applied::Unchanged
         );
-        assert_eq!(
-            s.apply(&call(TASK, "x", Failed, T0), FAR_FUTURE),
-            Applied::Unchanged
-        );
-        assert_eq!(
-            s.apply(&call(TASK, "x", Queued, T0), FAR_FUTURE),
-            Applied::Unchanged
-        );
+        assert_eq!(applied(&s, call(TASK, "x", Failed, T0)), Applied::Unchanged);
+        assert_eq!(applied(&s, call(TASK, "x", Queued, T0)), Applied::Unchanged);
         let st = s.stats(&TASK, day0(&s));
         assert_eq!(
             (st.total, st.succ, st.fail, st.exec, st.wait),
@@ -176,7 +158,7 @@ mod tests {
             }
         );
         assert_eq!(
-            s.apply(&call(TASK, "older", Failed, T0), FAR_FUTURE),
+            applied(&s, call(TASK, "older", Failed, T0)),
             Applied::TooOld
         );
         assert_eq!(s.apply(&plan(TASK, 9, T0), FAR_FUTURE), Applied::TooOld);
@@ -229,30 +211,21 @@ mod tests {
         );
         let other = TaskKey { vdn: 93, ..TASK };
         let third = TaskKey { vdn: 94, ..TASK };
-        assert_eq!(
-            s.apply(&call(TASK, "a", Queued, T0), FAR_FUTURE),
-            Applied::Changed
-        );
+        assert_eq!(applied(&s, call(TASK, "a", Queued, T0)), Applied::Changed);
         assert_eq!(s.apply(&plan(other, 5, T0), FAR_FUTURE), Applied::Changed);
         // A third task, whether by a call or a plan, is refused; the two stay as they were.
         assert_eq!(
-            s.apply(&call(third, "a", Queued, T0), FAR_FUTURE),
+            applied(&s, call(third, "a", Queued, T0)),
             Applied::TaskLimit
         );
         assert_eq!(s.apply(&plan(third, 5, T0), FAR_FUTURE), Applied::TaskLimit);
         assert_eq!(s.tasks_tracked(), 2);
         assert_eq!(s.stats(&third, day0(&s)), TaskStats::default());
         // Calls: the third new call of a task is refused, its existing calls go on folding.
+        assert_eq!(applied(&s, call(TASK, "b", Queued, T0)), Applied::Changed);
+        assert_eq!(applied(&s, call(TASK, "c", Queued, T0)), Applied::CallLimit);
         assert_eq!(
-            s.apply(&call(TASK, "b", Queued, T0), FAR_FUTURE),
-            Applied::Changed
-        );
-        assert_eq!(
-            s.apply(&call(TASK, "c", Queued, T0), FAR_FUTURE),
-            Applied::CallLimit
-        );
-        assert_eq!(
-            s.apply(&call(TASK, "a", Finished, T0 + 1), FAR_FUTURE),
+            applied(&s, call(TASK, "a", Finished, T0 + 1)),
             Applied::Changed
         );
         let st = s.stats(&TASK, day0(&s));
@@ -272,7 +245,7 @@ mod tests {
         s.maintain();
         assert_eq!(s.tasks_tracked(), 0, "both tasks' days left the window");
         assert_eq!(
-            s.apply(&call(third, "a", Queued, later), FAR_FUTURE),
+            applied(&s, call(third, "a", Queued, later)),
             Applied::Changed
         );
         assert_eq!(s.tasks_tracked(), 1);
@@ -307,17 +280,7 @@ mod tests {
             let expected = all_stats(&fold(&log, 0));
             // A permutation with duplicates: shuffle deterministically from the seed and repeat
             // the events the mask selects.
-            let mut shuffled: Vec<Event> = log.clone();
-            for (i, e) in log.iter().enumerate() {
-                if dup_mask >> (i % 64) & 1 == 1 {
-                    shuffled.push(*e);
-                }
-            }
-            let mut x = seed | 1;
-            for i in (1..shuffled.len()).rev() {
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
-            }
+            let shuffled = shuffled_with_duplicates(&log, seed, dup_mask);
             prop_assert_eq!(all_stats(&fold(&shuffled, maintain_every)), expected);
         }
 

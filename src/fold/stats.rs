@@ -104,15 +104,7 @@ mod tests {
 
     #[test]
     fn the_vendor_example() {
-        let s = TaskStats {
-            total: 4,
-            succ: 2,
-            fail: 2,
-            comp: 4,
-            wait: 0,
-            exec: 0,
-            planned: 8,
-        };
+        let s = crate::fold::testing::VENDOR_EXAMPLE;
         assert_eq!(s.succ_rate().to_string(), "50%");
         assert_eq!(s.comp_rate().to_string(), "50%");
     }

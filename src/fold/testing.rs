@@ -11,6 +11,23 @@ pub const T0: i64 = 1_732_406_400_000;
 pub const HOUR: i64 = 3_600_000;
 /// A wall clock far ahead, so no test event counts as "from the future".
 pub const FAR_FUTURE: i64 = i64::MAX / 2;
+/// The numbers of the vendor's example: planned 8, four calls ended, two answered, two failed.
+pub const VENDOR_EXAMPLE: TaskStats = TaskStats {
+    total: 4,
+    succ: 2,
+    fail: 2,
+    comp: 4,
+    wait: 0,
+    exec: 0,
+    planned: 8,
+};
+
+/// The task of the vendor's example.
+pub const TASK: TaskKey = TaskKey {
+    cc_id: 89,
+    vdn: 92,
+    task_id: 1_122_104_910,
+};
 
 /// A store in Asia/Shanghai whose calls go stale after 20 hours, so generated logs spanning two
 /// days exercise expiry.
@@ -122,4 +139,23 @@ pub fn all_breakdowns(s: &Store) -> Vec<(TaskKey, Day, Breakdown)> {
         }
     }
     out
+}
+
+/// `log` with the events `dup_mask` selects repeated, shuffled deterministically from `seed`:
+/// a permutation with duplicates, as a redelivering, reordering log would give.
+pub fn shuffled_with_duplicates(log: &[Event], seed: u64, dup_mask: u64) -> Vec<Event> {
+    let mut shuffled: Vec<Event> = log.to_vec();
+    for (i, e) in log.iter().enumerate() {
+        if dup_mask >> (i % 64) & 1 == 1 {
+            shuffled.push(*e);
+        }
+    }
+    let mut x = seed | 1;
+    for i in (1..shuffled.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    shuffled
 }

@@ -315,15 +315,7 @@ async fn reloader_picks_up_a_rewritten_file() {
     let path = dir.path().join("keys.toml");
     write(&path, "[[key]]\nak = \"first\"\nsk = \"one\"\nvdns = [1]\n");
     let keys = Keys::new(KeySet::load(&path).expect("valid"));
-    let shutdown = Shutdown::new();
-    let metrics = Arc::new(Metrics::new());
-    let task = spawn_reloader(
-        keys.clone(),
-        path.clone(),
-        Duration::from_millis(20),
-        shutdown.clone(),
-        metrics.clone(),
-    );
+    let (shutdown, _metrics, task) = start_reloader(&keys, &path);
 
     // Different lengths each time, so the change shows even where mtime is coarse.
     write(
@@ -373,15 +365,7 @@ async fn reloader_picks_up_a_rewrite_of_same_size_and_mtime() {
         .and_then(|m| m.modified())
         .expect("mtime");
     let keys = Keys::new(KeySet::load(&path).expect("valid"));
-    let shutdown = Shutdown::new();
-    let metrics = Arc::new(Metrics::new());
-    let task = spawn_reloader(
-        keys.clone(),
-        path.clone(),
-        Duration::from_millis(20),
-        shutdown.clone(),
-        metrics.clone(),
-    );
+    let (shutdown, metrics, task) = start_reloader(&keys, &path);
     // Let the reloader take its first look, then rewrite in place and put the time back.
     tokio::time::sleep(Duration::from_millis(100)).await;
     write(&path, new);
@@ -414,4 +398,21 @@ async fn reloader_picks_up_a_rewrite_of_same_size_and_mtime() {
     assert!(metrics.render().contains("realstat_keys_loaded 1"));
     shutdown.trigger();
     task.await.expect("reloader did not panic");
+}
+
+/// A reloader of `keys` from `path` polling every 20 ms, with its stop signal and metrics.
+fn start_reloader(
+    keys: &Keys,
+    path: &Path,
+) -> (Shutdown, Arc<Metrics>, tokio::task::JoinHandle<()>) {
+    let shutdown = Shutdown::new();
+    let metrics = Arc::new(Metrics::new());
+    let task = spawn_reloader(
+        keys.clone(),
+        path.to_owned(),
+        Duration::from_millis(20),
+        shutdown.clone(),
+        metrics.clone(),
+    );
+    (shutdown, metrics, task)
 }

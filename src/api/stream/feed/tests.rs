@@ -166,10 +166,7 @@ async fn a_reader_that_does_not_read_is_dropped() {
     let run = tokio::spawn(feed.run());
     tokio::task::yield_now().await;
     rig.apply(call(A, "a", CallState::Queued, now()));
-    let end = tokio::time::timeout(GUARD, run)
-        .await
-        .expect("ends")
-        .expect("joins");
+    let end = ended(run).await;
     assert_eq!(end, StreamEnd::SlowReader);
 }
 
@@ -186,10 +183,7 @@ async fn a_key_rotation_ends_the_stream_unless_the_key_is_unchanged() {
     // A new secret for the key: ended at the next wake.
     rig.keys.replace(KeySet::single("ak", "rotated"));
     rig.changes.bump();
-    let end = tokio::time::timeout(GUARD, run)
-        .await
-        .expect("ends")
-        .expect("joins");
+    let end = ended(run).await;
     assert_eq!(end, StreamEnd::KeyRevoked);
 
     let rig = Rig::new();
@@ -197,9 +191,14 @@ async fn a_key_rotation_ends_the_stream_unless_the_key_is_unchanged() {
     let run = tokio::spawn(feed.run());
     rig.keys.replace(KeySet::single("someone-else", "sk"));
     rig.changes.bump();
-    let end = tokio::time::timeout(GUARD, run)
+    let end = ended(run).await;
+    assert_eq!(end, StreamEnd::KeyRevoked);
+}
+
+/// How a stream run ended (the test fails if it does not end within `GUARD`).
+async fn ended(run: tokio::task::JoinHandle<StreamEnd>) -> StreamEnd {
+    tokio::time::timeout(GUARD, run)
         .await
         .expect("ends")
-        .expect("joins");
-    assert_eq!(end, StreamEnd::KeyRevoked);
+        .expect("joins")
 }
