@@ -74,7 +74,7 @@ impl IdToken {
 
 /// Parses a string of 1..=39 ASCII digits (no sign, no blanks). Longer strings are invalid even
 /// when they would fit: no field here allows them.
-fn parse_digits(s: &str) -> IdToken {
+pub(crate) fn parse_digits(s: &str) -> IdToken {
     let bytes = s.as_bytes();
     if bytes.is_empty() || bytes.len() > 39 || !bytes.iter().all(u8::is_ascii_digit) {
         return IdToken::Invalid;
@@ -95,7 +95,7 @@ fn parse_digits(s: &str) -> IdToken {
     }
 }
 
-fn digit_count(mut v: u64) -> usize {
+pub(crate) fn digit_count(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 10 {
         v /= 10;

@@ -4,6 +4,7 @@
 //! a [`Rejection`] naming the rule it broke, so the consumer can count it and move on.
 
 pub mod ids;
+mod scan;
 mod tenants;
 
 pub use tenants::TenantFilter;
@@ -230,8 +231,11 @@ impl Rejection {
 
 /// The wire form. Every field is optional and lenient here so that validation, not serde, decides
 /// and can name the rule; unknown fields are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct WireEvent<'a> {
+    /// Which known fields the fast reader has seen (serde keeps its own account).
+    #[serde(skip)]
+    seen: [bool; 11],
     v: Option<IdToken>,
     #[serde(rename = "type", borrow)]
     kind: Option<StrToken<'a>>,
@@ -276,6 +280,24 @@ impl Decoder {
             return Err(Rejection::NotJson);
         }
         // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
+        let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)?;
+        let wire = match scan::flat(text) {
+            Some(w) => w,
+            None => serde_json::from_str(text).map_err(|_| Rejection::NotJson)?,
+        };
+        self.validate(wire)
+    }
+
+    /// [`Decoder::decode`] with serde alone: the reference the fast reader is tested against.
+    #[cfg(test)]
+    fn decode_with_serde(&self, bytes: &[u8]) -> Result<Event, Rejection> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(Rejection::NotJson);
+        }
         let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)?;
         let wire: WireEvent<'_> = serde_json::from_str(text).map_err(|_| Rejection::NotJson)?;
         self.validate(wire)
