@@ -270,17 +270,7 @@ impl Decoder {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, Rejection> {
-        if bytes.len() > MAX_EVENT_BYTES {
-            return Err(Rejection::TooLarge);
-        }
-        // An event is a JSON object. serde would also read the struct from an array, by
-        // position ([v, type, ccId, ...]): check the first significant byte first.
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
-            return Err(Rejection::NotJson);
-        }
-        // JSON is UTF-8 (RFC 8259): check all of it, including fields serde would skip unread.
-        let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)?;
+        let text = json_object_text(bytes)?;
         let wire = match scan::flat(text) {
             Some(w) => w,
             None => serde_json::from_str(text).map_err(|_| Rejection::NotJson)?,
@@ -291,14 +281,7 @@ impl Decoder {
     /// [`Decoder::decode`] with serde alone: the reference the fast reader is tested against.
     #[cfg(test)]
     fn decode_with_serde(&self, bytes: &[u8]) -> Result<Event, Rejection> {
-        if bytes.len() > MAX_EVENT_BYTES {
-            return Err(Rejection::TooLarge);
-        }
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
-            return Err(Rejection::NotJson);
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)?;
+        let text = json_object_text(bytes)?;
         let wire: WireEvent<'_> = serde_json::from_str(text).map_err(|_| Rejection::NotJson)?;
         self.validate(wire)
     }
@@ -377,6 +360,20 @@ impl Decoder {
             kind,
         })
     }
+}
+
+/// The checks before any JSON is read: the size, an object (serde would also read the struct
+/// from an array, by position: `[v, type, ccId, ...]`), and UTF-8 throughout (RFC 8259), including
+/// fields that are skipped unread.
+fn json_object_text(bytes: &[u8]) -> Result<&str, Rejection> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(Rejection::NotJson);
+    }
+    std::str::from_utf8(bytes).map_err(|_| Rejection::NotJson)
 }
 
 /// 1..=64 printable ASCII characters (space through tilde).

@@ -207,22 +207,7 @@ pub async fn signed_post(addr: &str, ak: &str, sk: &str, body: &str) -> Response
 }
 
 pub async fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let addr = addr.to_owned();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let body = body.as_bytes().to_vec();
-    tokio::task::spawn_blocking(move || {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        http::request(&addr, "POST", PATH, &h, &body, Duration::from_secs(10))
-    })
-    .await
-    .expect("join")
-    .expect("POST answered")
+    request_to(addr, "POST", PATH, headers, body).await
 }
 
 pub async fn raw(addr: &str, request: Vec<u8>) -> Response {
