@@ -6,8 +6,6 @@ use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use realstat::config::TlsSettings;
-
 use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
@@ -50,17 +48,10 @@ fn stderr(out: &Output) -> String {
 async fn query_speaks_https_with_a_private_ca_or_insecure() {
     let kafka = MockKafka::start("events", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, generated.cert.pem()).expect("cert");
-    std::fs::write(&key_path, generated.key_pair.serialize_pem()).expect("key");
+    let (_, tls) = self_signed_tls(dir.path(), "127.0.0.1");
+    let cert_path = tls.cert.clone();
     let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.tls = Some(TlsSettings {
-        cert: cert_path.clone(),
-        key: key_path,
-    });
+    settings.tls = Some(tls);
     let app = spawn_app(settings, dir).await;
     app.wait_ready(Duration::from_secs(20)).await;
     let url = format!("https://{}", app.api);

@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use realstat::config::TlsSettings;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::support::*;
@@ -39,17 +38,9 @@ fn https_post(
 async fn https_round_trip() {
     let kafka = MockKafka::start("events", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, generated.cert.pem()).expect("cert");
-    std::fs::write(&key_path, generated.key_pair.serialize_pem()).expect("key");
+    let (generated, tls) = self_signed_tls(dir.path(), "localhost");
     let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.tls = Some(TlsSettings {
-        cert: cert_path,
-        key: key_path,
-    });
+    settings.tls = Some(tls);
     let app = spawn_app(settings, dir).await;
     app.wait_ready(Duration::from_secs(20)).await;
 

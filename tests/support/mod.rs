@@ -317,3 +317,17 @@ pub async fn request_to(
     .expect("join")
     .expect("request answered")
 }
+
+/// A self-signed certificate for `host`, written as PEM files into `dir`, and the API's TLS
+/// settings naming them.
+pub fn self_signed_tls(
+    dir: &std::path::Path,
+    host: &str,
+) -> (rcgen::CertifiedKey, realstat::config::TlsSettings) {
+    let generated = rcgen::generate_simple_self_signed(vec![host.to_owned()]).expect("certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).expect("cert");
+    std::fs::write(&key, generated.key_pair.serialize_pem()).expect("key");
+    (generated, realstat::config::TlsSettings { cert, key })
+}
