@@ -4,6 +4,7 @@
 //! Label values come from closed sets only (reasons, categories, result codes, partitions): never
 //! a task, an AK or anything else a client chooses.
 
+use prometheus::local::{LocalHistogram, LocalIntCounter};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -423,16 +424,17 @@ fn status_label(status: u16) -> &'static str {
     }
 }
 
-/// The ingest loop's counters, resolved once: looking a labelled series up costs a lock and a
-/// hash per call, too much for every event.
+/// The ingest loop's counters, resolved once (looking a labelled series up costs a lock and a
+/// hash per call) and local to the loop's thread: counted in plain memory, added to the shared
+/// series by [`IngestCounters::flush`] once per batch, so no event pays for an atomic.
 pub struct IngestCounters {
-    pub consumed: IntCounter,
-    pub changed: IntCounter,
-    pub unchanged: IntCounter,
-    pub filtered: IntCounter,
+    pub consumed: LocalIntCounter,
+    pub changed: LocalIntCounter,
+    pub unchanged: LocalIntCounter,
+    pub filtered: LocalIntCounter,
     /// Indexed like `Rejection::ALL`.
-    rejected: Vec<IntCounter>,
-    pub visible_delay: Histogram,
+    rejected: Vec<LocalIntCounter>,
+    pub visible_delay: LocalHistogram,
 }
 
 impl IngestCounters {
@@ -441,20 +443,39 @@ impl IngestCounters {
             c.inc();
         }
     }
+
+    /// Makes everything counted so far visible to `/metrics`.
+    pub fn flush(&self) {
+        for c in [
+            &self.consumed,
+            &self.changed,
+            &self.unchanged,
+            &self.filtered,
+        ] {
+            c.flush();
+        }
+        for c in &self.rejected {
+            c.flush();
+        }
+        self.visible_delay.flush();
+    }
 }
 
 impl Metrics {
     pub fn ingest_counters(&self) -> IngestCounters {
         IngestCounters {
-            consumed: self.events_consumed.clone(),
-            changed: self.events_applied.with_label_values(&["changed"]),
-            unchanged: self.events_applied.with_label_values(&["unchanged"]),
-            filtered: self.events_filtered.clone(),
+            consumed: self.events_consumed.local(),
+            changed: self.events_applied.with_label_values(&["changed"]).local(),
+            unchanged: self
+                .events_applied
+                .with_label_values(&["unchanged"])
+                .local(),
+            filtered: self.events_filtered.local(),
             rejected: Rejection::ALL
                 .iter()
-                .map(|r| self.events_rejected.with_label_values(&[r.label()]))
+                .map(|r| self.events_rejected.with_label_values(&[r.label()]).local())
                 .collect(),
-            visible_delay: self.event_visible_delay.clone(),
+            visible_delay: self.event_visible_delay.local(),
         }
     }
 }
@@ -512,6 +533,11 @@ mod tests {
             assert_eq!(*r as usize, i, "Rejection::ALL is in declaration order");
             c.rejected(*r);
         }
+        assert!(
+            !m.render().contains("reason=\"not_json\"} 1"),
+            "not flushed yet"
+        );
+        c.flush();
         let text = m.render();
         for r in Rejection::ALL {
             let line = format!(

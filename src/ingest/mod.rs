@@ -1,7 +1,9 @@
 //! The Kafka consumer that feeds the fold.
 //!
-//! One dedicated thread runs one loop ([`worker`]): poll, decode, fold, note the next offset.
-//! Every replica assigns itself *all* partitions of the topic by hand (no consumer group: a group
+//! Two threads run the consumer: the [`fetch`] thread polls librdkafka and copies messages into
+//! batches; the [`worker`] thread decodes and folds each batch, notes the next offsets and
+//! publishes them. Decoding and folding cost more than polling, and the split lets them run on
+//! one core while the next messages are taken on another. Every replica assigns itself *all* partitions of the topic by hand (no consumer group: a group
 //! would split the partitions and each replica would serve partial counts), and keeps its own
 //! offsets. A second thread ([`end_offsets`]) reads the partitions' end offsets for the lag
 //! metrics, so those round trips never stall the consumer.
@@ -10,19 +12,22 @@
 //! has applied everything below those offsets. After that it stays ready: a broker outage leaves
 //! the numbers as they are, which is better than no numbers; the lag metrics tell the story.
 //!
-//! [`Ingest`] owns both threads: it starts them, stops them (on its own stop signal, a child of
+//! [`Ingest`] owns the three threads: it starts them, stops them (on its own stop signal, a child of
 //! the process's) and joins them.
 
 pub mod dead_letter;
 mod end_offsets;
+mod fetch;
 pub mod kafka;
 mod worker;
 
 use std::collections::BTreeMap;
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 
 use crate::events::{Decoder, TenantFilter};
@@ -67,9 +72,14 @@ pub struct IngestConfig {
 /// The latest known `(low, end)` offsets per partition.
 type Ends = Arc<Mutex<BTreeMap<i32, (i64, i64)>>>;
 
-/// The running consumer and end-offsets threads.
+/// Batches in flight between the fetcher and the worker: enough to keep both busy, few enough
+/// that a stop does not wait on a long queue.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// The running fetch, worker and end-offsets threads.
 pub struct Ingest {
     stop: Shutdown,
+    fetch: Option<JoinHandle<()>>,
     consumer: Option<JoinHandle<Positions>>,
     end_offsets: Option<JoinHandle<()>>,
     positions: Arc<Mutex<Positions>>,
@@ -87,7 +97,7 @@ impl Ingest {
         start: Positions,
         shutdown: &Shutdown,
     ) -> Result<Ingest, IngestError> {
-        let consumer = client(&config, Role::Consumer)?;
+        let consumer: Arc<BaseConsumer> = Arc::new(client(&config, Role::Consumer)?);
         let watermarks = client(&config, Role::Watermarks)?;
         let dead_letters = match &config.dlq_topic {
             Some(topic) => DeadLetters::to_topic(client(&config, Role::DeadLetters)?, topic),
@@ -107,8 +117,19 @@ impl Ingest {
             let stop = stop.clone();
             move || reader.run(&stop)
         })?;
+        let (to_worker, handoffs) = sync_channel(BATCHES_IN_FLIGHT);
+        let (recycle, recycled) = sync_channel(BATCHES_IN_FLIGHT + 2);
+        let fetcher = fetch::Fetcher {
+            consumer: consumer.clone(),
+            to_worker,
+            recycled,
+            readiness: readiness.clone(),
+            metrics: metrics.clone(),
+        };
         let worker = worker::Worker {
             consumer,
+            handoffs,
+            recycle,
             decoder: Decoder::new(config.default_cc_id),
             dead_letters,
             counters: metrics.ingest_counters(),
@@ -124,20 +145,18 @@ impl Ingest {
             ends,
             limit_logged: Default::default(),
         };
-        let consumer = match spawn("ingest", move || worker.run()) {
-            Ok(t) => t,
-            Err(e) => {
-                stop.trigger();
-                let _ = end_offsets.join();
-                return Err(e);
-            }
-        };
-        Ok(Ingest {
-            stop,
-            consumer: Some(consumer),
+        // From here on, `Ingest` owns the threads: on an error, dropping it stops and joins
+        // those already started (the worker ends when the fetcher, or its channel, is gone).
+        let mut ingest = Ingest {
+            stop: stop.clone(),
+            fetch: None,
+            consumer: None,
             end_offsets: Some(end_offsets),
             positions,
-        })
+        };
+        ingest.consumer = Some(spawn("ingest", move || worker.run())?);
+        ingest.fetch = Some(spawn("fetch", move || fetcher.run(&stop))?);
+        Ok(ingest)
     }
 
     /// The positions as of the last published batch: every event below them is in the store.
@@ -159,7 +178,10 @@ impl Ingest {
 
     fn join(&mut self) -> Option<Positions> {
         self.stop.trigger();
-        if let Some(t) = self.end_offsets.take() {
+        for t in [self.end_offsets.take(), self.fetch.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.join();
         }
         self.consumer.take().and_then(|t| t.join().ok())
