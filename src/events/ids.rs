@@ -79,6 +79,16 @@ pub(crate) fn parse_digits(s: &str) -> IdToken {
     if bytes.is_empty() || bytes.len() > 39 || !bytes.iter().all(u8::is_ascii_digit) {
         return IdToken::Invalid;
     }
+    // Up to 19 digits cannot overflow u64, whose arithmetic is cheaper than u128's.
+    if bytes.len() <= 19 {
+        let value = bytes
+            .iter()
+            .fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+        return IdToken::Digits {
+            value: u128::from(value),
+            digits: bytes.len(),
+        };
+    }
     let mut value: u128 = 0;
     for &b in bytes {
         value = match value

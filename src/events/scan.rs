@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::ids::{digit_count, parse_digits, IdToken, StrToken};
+use super::ids::{parse_digits, IdToken, StrToken};
 use super::WireEvent;
 
 /// The wire form of `text`, when it has the common shape; `None`: use the full reader.
@@ -47,7 +47,8 @@ pub(super) fn flat(text: &str) -> Option<WireEvent<'_>> {
 /// One JSON value of the common shape.
 enum Value<'a> {
     Str(&'a str),
-    Int(u64),
+    /// The value and its digit count (known from the scan: no leading zeros).
+    Int(u64, usize),
     Bool,
     Null,
 }
@@ -84,6 +85,15 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
+        // Eight bytes at a time while none of them can end the string or needs a look; the byte
+        // loop below decides on the rest.
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            if needs_a_look(word) {
+                break;
+            }
+            self.i += 8;
+        }
         loop {
             match self.next()? {
                 b'"' => break,
@@ -99,7 +109,7 @@ impl<'a> Scanner<'a> {
     fn value(&mut self) -> Option<Value<'a>> {
         match self.peek()? {
             b'"' => self.string().map(Value::Str),
-            b'0'..=b'9' => self.integer().map(Value::Int),
+            b'0'..=b'9' => self.integer(),
             b't' => self.literal(b"true", Value::Bool),
             b'f' => self.literal(b"false", Value::Bool),
             b'n' => self.literal(b"null", Value::Null),
@@ -116,7 +126,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `0` or `[1-9][0-9]*` fitting `u64`, not followed by a fraction or an exponent.
-    fn integer(&mut self) -> Option<u64> {
+    fn integer(&mut self) -> Option<Value<'a>> {
         let start = self.i;
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
@@ -128,10 +138,25 @@ impl<'a> Scanner<'a> {
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        digits.iter().try_fold(0u64, |v, &d| {
+        let value = digits.iter().try_fold(0u64, |v, &d| {
             v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
+        })?;
+        Some(Value::Int(value, digits.len()))
     }
+}
+
+/// Whether any byte of `word` is a quote, a backslash or a control character (below 0x20), by
+/// the classic "has a zero byte" bit trick: exact about whether one exists, which is all the
+/// string scan asks.
+fn needs_a_look(word: u64) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    has_zero(word ^ (ONES * u64::from(b'"')))
+        | has_zero(word ^ (ONES * u64::from(b'\\')))
+        | below_space
+        != 0
 }
 
 impl<'a> Value<'a> {
@@ -139,9 +164,9 @@ impl<'a> Value<'a> {
     fn id(self) -> Option<IdToken> {
         match self {
             Value::Str(s) => Some(parse_digits(s)),
-            Value::Int(v) => Some(IdToken::Digits {
-                value: u128::from(v),
-                digits: digit_count(v),
+            Value::Int(value, digits) => Some(IdToken::Digits {
+                value: u128::from(value),
+                digits,
             }),
             Value::Bool => Some(IdToken::Invalid),
             Value::Null => None,
@@ -152,7 +177,7 @@ impl<'a> Value<'a> {
     fn text(self) -> Option<StrToken<'a>> {
         match self {
             Value::Str(s) => Some(StrToken::Str(Cow::Borrowed(s))),
-            Value::Int(_) | Value::Bool => Some(StrToken::NotString),
+            Value::Int(..) | Value::Bool => Some(StrToken::NotString),
             Value::Null => None,
         }
     }
@@ -193,6 +218,19 @@ mod tests {
 
     use super::*;
     use crate::events::Decoder;
+
+    proptest! {
+        /// The word-at-a-time test agrees with looking at each byte, on any eight bytes (mostly
+        /// from the bytes that matter and their neighbours, so the edges are well covered).
+        #[test]
+        fn needs_a_look_is_exact(bytes in proptest::array::uniform8(prop_oneof![
+            Just(b'"'), Just(b'\\'), Just(0x1f_u8), Just(0x20_u8), Just(0x21_u8), Just(0x00_u8),
+            Just(0x7f_u8), Just(0x80_u8), Just(0xff_u8), Just(b'a'), any::<u8>(),
+        ])) {
+            let bytewise = bytes.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(needs_a_look(u64::from_le_bytes(bytes)), bytewise);
+        }
+    }
 
     const KEYS: [&str; 14] = [
         "v",
