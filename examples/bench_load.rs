@@ -803,11 +803,14 @@ fn load(
 
 /// The bare baseline: the same actix-web stack, a handler on the same path that reads the body
 /// and answers a fixed body of the size realstat answers.
-async fn bare_server(body: Vec<u8>) -> (SocketAddr, actix_web::dev::ServerHandle) {
+async fn bare_server(
+    path: &'static str,
+    body: Vec<u8>,
+) -> (SocketAddr, actix_web::dev::ServerHandle) {
     let body = web::Data::new(web::Bytes::from(body));
     let server = HttpServer::new(move || {
         App::new().app_data(body.clone()).route(
-            realstat::api::PATH,
+            path,
             web::post().to(|_req: web::Bytes, body: web::Data<web::Bytes>| async move {
                 HttpResponse::Ok()
                     .insert_header((actix_web::http::header::CONTENT_TYPE, CONTENT_TYPE))
@@ -854,8 +857,22 @@ fn background_traffic(
 
 /// `query`: realstat (while it ingests live traffic) against a bare actix-web handler with the
 /// same response size, closed loop, alternating `--rounds` times; then realstat open loop at
-/// half its best throughput.
+/// half its best throughput. `--batch N`: the same with batch requests of N task ids each (the
+/// bare handler then answers the batch path with a body of the size of realstat's answer).
 fn query(o: &Opts) {
+    let batch: usize = o.num("batch", 0);
+    let path = if batch > 0 {
+        realstat::api::batch::PATH
+    } else {
+        realstat::api::PATH
+    };
+    let request = move |host: &str, i: usize, tasks: usize| {
+        if batch > 0 {
+            signed_post(host, path, &batch_body(i, batch, tasks))
+        } else {
+            signed_request(host, i % tasks)
+        }
+    };
     let preload: usize = o.num("preload", 200_000);
     let tasks: usize = o.num("tasks", 10_000);
     let mix: usize = o.num("mix", 1_000);
@@ -893,16 +910,17 @@ fn query(o: &Opts) {
         // Signed now; the server checks each signature (and its ±15 min clock window) on every
         // request. Pre-signing keeps the client's CPU (which shares the 2 cores) for I/O.
         let pool: Arc<Vec<Vec<u8>>> =
-            Arc::new((0..mix).map(|i| signed_request(&host, i % tasks)).collect());
+            Arc::new((0..mix).map(|i| request(&host, i, tasks)).collect());
         let mut probe = Conn::connect(app.api).expect("connect");
         let (status, start) = probe.exchange(&pool[0]).expect("first answer");
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&probe.buf));
         let body = probe.body(start).to_vec();
         info(format!("realstat answer ({} bytes): {}", body.len(), String::from_utf8_lossy(&body)));
         drop(probe);
-        let (bare_addr, bare) = bare_server(body).await;
+        let (bare_addr, bare) = bare_server(path, body).await;
+        let bare_host = bare_addr.to_string();
         let bare_pool: Arc<Vec<Vec<u8>>> =
-            Arc::new((0..mix).map(|i| signed_request(&bare_addr.to_string(), i % tasks)).collect());
+            Arc::new((0..mix).map(|i| request(&bare_host, i, tasks)).collect());
 
         let ok = Expect {
             status: 200,
@@ -942,33 +960,39 @@ fn query(o: &Opts) {
                 report(&format!("{name}_errors"), l.errors as f64);
             }
 
-            // Open loop at half of realstat's maximum, against realstat and, for the floor this
-            // machine sets at that rate, against the bare handler.
-            let half = real.rps() / 2.0;
+            // Open loop at half of realstat's maximum (the target's rate), and at a quarter (where
+            // the machine is not yet the limit), against realstat and, for the floor this machine
+            // sets at that rate, against the bare handler.
             let open_threads = threads.clamp(1, 8);
             let m = measure.max(Duration::from_secs(5));
-            let open = |addr: SocketAddr, pool: &Arc<Vec<Vec<u8>>>| {
-                let p = pool.clone();
-                tokio::task::spawn_blocking(move || {
-                    load(addr, &p, open_threads, Some(half), warmup, m, ok)
-                })
-            };
-            let at_half = open(app.api, &pool).await.expect("load");
-            info(format!(
-                "realstat open loop at {half:.0} req/s ({open_threads} connections): {}",
-                at_half.summary()
-            ));
-            let bare_half = open(bare_addr, &bare_pool).await.expect("load");
-            info(format!(
-                "bare open loop at {half:.0} req/s ({open_threads} connections):     {}",
-                bare_half.summary()
-            ));
-            report("query_half_rate", half);
-            for (name, l) in [("query_half", &at_half), ("query_bare_half", &bare_half)] {
-                report(&format!("{name}_achieved_rps"), l.rps());
-                report(&format!("{name}_p50_ms"), l.pct_ms(0.5));
-                report(&format!("{name}_p99_ms"), l.pct_ms(0.99));
-                report(&format!("{name}_p999_ms"), l.pct_ms(0.999));
+            for (share, label) in [(2.0, "half"), (4.0, "quarter")] {
+                let rate = real.rps() / share;
+                let open = |addr: SocketAddr, pool: &Arc<Vec<Vec<u8>>>| {
+                    let p = pool.clone();
+                    tokio::task::spawn_blocking(move || {
+                        load(addr, &p, open_threads, Some(rate), warmup, m, ok)
+                    })
+                };
+                let at_rate = open(app.api, &pool).await.expect("load");
+                info(format!(
+                    "realstat open loop at {rate:.0} req/s ({open_threads} connections): {}",
+                    at_rate.summary()
+                ));
+                let bare_at_rate = open(bare_addr, &bare_pool).await.expect("load");
+                info(format!(
+                    "bare open loop at {rate:.0} req/s ({open_threads} connections):     {}",
+                    bare_at_rate.summary()
+                ));
+                report(&format!("query_{label}_rate"), rate);
+                for (name, l) in [
+                    (format!("query_{label}"), &at_rate),
+                    (format!("query_bare_{label}"), &bare_at_rate),
+                ] {
+                    report(&format!("{name}_achieved_rps"), l.rps());
+                    report(&format!("{name}_p50_ms"), l.pct_ms(0.5));
+                    report(&format!("{name}_p99_ms"), l.pct_ms(0.99));
+                    report(&format!("{name}_p999_ms"), l.pct_ms(0.999));
+                }
             }
         }
         report("query_peak_rss_bytes", proc_status_bytes("VmHWM") as f64);

@@ -217,12 +217,13 @@ pub fn request_body(i: usize) -> String {
 /// The headers a CC-CMS client signs: `content-length;content-type;host`.
 pub const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
-/// Authorization value for a POST of `body` to the realstatistic path, signed now.
-pub fn authorization(host: &str, body: &str) -> String {
-    authorization_at(host, body, now_ms() / 1000)
+/// Authorization value for a POST of `body` to the realstatistic path, signed at `unix_seconds`.
+pub fn authorization_at(host: &str, body: &str, unix_seconds: i64) -> String {
+    authorization_for(host, realstat::api::PATH, body, unix_seconds)
 }
 
-pub fn authorization_at(host: &str, body: &str, unix_seconds: i64) -> String {
+/// Authorization value for a POST of `body` to `path`, signed at `unix_seconds`.
+pub fn authorization_for(host: &str, path: &str, body: &str, unix_seconds: i64) -> String {
     let len = body.len().to_string();
     c2::sign(
         AK,
@@ -230,7 +231,7 @@ pub fn authorization_at(host: &str, body: &str, unix_seconds: i64) -> String {
         &c2::format_timestamp(unix_seconds),
         &c2::ClientRequest {
             method: "POST",
-            path: realstat::api::PATH,
+            path,
             raw_query: None,
             headers: &[
                 ("content-length", len.as_bytes()),
@@ -249,13 +250,28 @@ pub fn signed_request(host: &str, i: usize) -> Vec<u8> {
 
 /// The complete HTTP/1.1 keep-alive request with this body, signed now.
 pub fn signed_request_with_body(host: &str, body: &str) -> Vec<u8> {
-    let auth = authorization(host, body);
+    signed_post(host, realstat::api::PATH, body)
+}
+
+/// The complete HTTP/1.1 keep-alive POST of `body` to `path`, signed now.
+pub fn signed_post(host: &str, path: &str, body: &str) -> Vec<u8> {
+    let auth = authorization_for(host, path, body, now_ms() / 1000);
     format!(
-        "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nAuthorization: {auth}\r\n\r\n{body}",
-        realstat::api::PATH,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nAuthorization: {auth}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// A batch request body asking for `n` tasks from the `i`th on.
+pub fn batch_body(i: usize, n: usize, tasks: usize) -> String {
+    let ids: Vec<String> = (0..n)
+        .map(|k| format!("\"{}\"", task_id((i + k) % tasks)))
+        .collect();
+    format!(
+        r#"{{"ccId":"{CC_ID}","vdn":{VDN},"taskIds":[{}]}}"#,
+        ids.join(",")
+    )
 }
 
 /// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`), 0 where there is none.

@@ -12,6 +12,9 @@ use prometheus::{
 
 use crate::events::Rejection;
 
+#[cfg(target_os = "linux")]
+mod process;
+
 pub struct Metrics {
     registry: Registry,
     pub events_consumed: IntCounter,
@@ -303,7 +306,7 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         m.registry
             .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
+                process::ProcessCollector::new().expect("valid process metrics"),
             ))
             .expect("unique metric name");
         m.create_closed_series();
