@@ -155,8 +155,8 @@ fn request(c: &mut Criterion) {
     g.bench_function("store_stats (10k tasks)", |b| {
         b.iter(|| store.stats(black_box(&task), store.calendar().day_of(now_ms())))
     });
-    g.bench_function("response_to_vec", |b| {
-        b.iter(|| serde_json::to_vec(&Realstatistic::from(black_box(stats))).expect("serializes"))
+    g.bench_function("response_body", |b| {
+        b.iter(|| Realstatistic::from(black_box(stats)).body())
     });
     g.bench_function("response_into_http", |b| {
         b.iter(|| Realstatistic::from(black_box(stats)).into_response())

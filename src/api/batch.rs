@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::request::{cc_id_and_vdn, object_text, InvalidRequest};
-use super::response::{ApiError, Row, Success};
+use super::response::{rows_response, ApiError, Row};
 use super::{admit_json, today, ApiState};
 use crate::events::ids::{IdToken, TaskKey};
 
@@ -22,8 +22,59 @@ struct WireBatch {
     #[serde(rename = "ccId")]
     cc_id: Option<IdToken>,
     vdn: Option<IdToken>,
+    /// `None`: absent or `null`.
     #[serde(rename = "taskIds")]
-    task_ids: Option<serde_json::Value>,
+    task_ids: Option<WireIds>,
+}
+
+/// `taskIds` as written: a list of ids, each read without failing (a bad one is reported by its
+/// position), or not a list at all. Read straight from the text: no intermediate JSON tree.
+enum WireIds {
+    List(Vec<IdToken>),
+    NotList,
+}
+
+impl<'de> Deserialize<'de> for WireIds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct IdsVisitor;
+
+        impl<'de> Visitor<'de> for IdsVisitor {
+            type Value = WireIds;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of task ids")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireIds, A::Error> {
+                let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(8).min(MAX_TASKS + 1));
+                while let Some(id) = seq.next_element::<IdToken>()? {
+                    ids.push(id);
+                }
+                Ok(WireIds::List(ids))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireIds, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(WireIds::NotList)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<WireIds, E> {
+                Ok(WireIds::NotList)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<WireIds, E> {
+                Ok(WireIds::NotList)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireIds, E> {
+                Ok(WireIds::NotList)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<WireIds, E> {
+                Ok(WireIds::NotList)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<WireIds, E> {
+                Ok(WireIds::NotList)
+            }
+        }
+
+        deserializer.deserialize_any(IdsVisitor)
+    }
 }
 
 /// What a batch names: one VDN of one call center, and its tasks in request order.
@@ -55,18 +106,15 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, String> {
         serde_json::from_str(text).map_err(|_| invalid(InvalidRequest::NotJsonObject))?;
     let (cc_id, vdn) = cc_id_and_vdn(wire.cc_id, wire.vdn, default_cc_id).map_err(invalid)?;
     let items = match wire.task_ids {
-        None | Some(serde_json::Value::Null) => {
-            return Err("Invalid parameter: taskIds is required".into())
-        }
-        Some(serde_json::Value::Array(items)) => items,
-        Some(_) => {
+        None => return Err("Invalid parameter: taskIds is required".into()),
+        Some(WireIds::List(items)) => items,
+        Some(WireIds::NotList) => {
             return Err(format!(
                 "Invalid parameter: taskIds must be an array of 1..{MAX_TASKS} task ids"
             ))
         }
     };
-    let tokens = items.iter().map(|v| IdToken::deserialize(v).ok());
-    let task_ids = task_ids(tokens, items.len(), "taskIds")?;
+    let task_ids = task_ids(items.iter().copied().map(Some), items.len(), "taskIds")?;
     Ok(Batch {
         cc_id,
         vdn,
@@ -114,13 +162,12 @@ pub(crate) async fn handle(
     .await?;
     let keys = batch.keys();
     let stats = state.store.stats_of(&keys, today(&state.store));
-    let rows: Vec<Row> = batch
+    let rows = batch
         .task_ids
         .iter()
         .zip(stats)
-        .map(|(&id, s)| Row::new(id, s))
-        .collect();
-    Ok(Success::new(rows).into_response())
+        .map(|(&id, s)| Row::new(id, s));
+    Ok(rows_response(rows))
 }
 
 #[cfg(test)]
@@ -154,6 +201,14 @@ mod tests {
             (r#"{"vdn":92,"taskIds":[1,"x",3]}"#, "taskIds[1] must be"),
             (r#"{"vdn":92,"taskIds":[1,2,null]}"#, "taskIds[2] must be"),
             (r#"{"vdn":92,"taskIds":[1.5]}"#, "taskIds[0] must be"),
+            (
+                r#"{"vdn":92,"taskIds":[1,[2],{"a":3}]}"#,
+                "taskIds[1] must be",
+            ),
+            (r#"{"vdn":92,"taskIds":[-1]}"#, "taskIds[0] must be"),
+            (r#"{"vdn":92,"taskIds":{"0":1}}"#, "must be an array"),
+            (r#"{"vdn":92,"taskIds":true}"#, "must be an array"),
+            (r#"{"vdn":92,"taskIds":7}"#, "must be an array"),
             (
                 r#"{"vdn":92,"taskIds":["1234567890123456789012345678901"]}"#,
                 "taskIds[0] must be",

@@ -48,25 +48,69 @@ impl Percent {
         if denominator == 0 {
             return Percent { hundredths: 0 };
         }
+        // round(n * 10000 / d) half-up, exactly: floor((2 * n * 10000 + d) / (2 * d)). In u64
+        // when nothing can overflow (any real count), else in u128 (a 128-bit division is a
+        // library call, several times slower).
+        // 2 * n * 10_000 + d <= FITS * 20_001 <= u64::MAX.
+        const FITS: u64 = u64::MAX / 20_001;
+        if numerator <= FITS && denominator <= FITS {
+            return Percent {
+                hundredths: u128::from((2 * numerator * 10_000 + denominator) / (2 * denominator)),
+            };
+        }
         let (n, d) = (u128::from(numerator), u128::from(denominator));
-        // round(n * 10000 / d) half-up, exactly: floor((2 * n * 10000 + d) / (2 * d)).
         Percent {
             hundredths: (2 * n * 10_000 + d) / (2 * d),
         }
     }
 }
 
+impl Percent {
+    /// Appends the vendor's text (`50%`, `12.5%`, `33.33%`) to `out`, without the formatting
+    /// machinery: answers write two of these per task row.
+    pub fn push_to(&self, out: &mut String) {
+        self.pieces(|piece| out.push_str(piece));
+    }
+
+    /// The text in pieces: the whole part, then `.` and one or two digits unless they are zero,
+    /// then `%`.
+    fn pieces(&self, mut put: impl FnMut(&str)) {
+        const DIGITS: &str = "0123456789";
+        let digit = |d: u8| {
+            DIGITS
+                .get(usize::from(d)..usize::from(d) + 1)
+                .unwrap_or("0")
+        };
+        let mut buf = itoa::Buffer::new();
+        // In u64 when it fits: 128-bit division and formatting run in software.
+        let (whole, frac) = match u64::try_from(self.hundredths) {
+            Ok(h) => (buf.format(h / 100), (h % 100) as u8),
+            Err(_) => (
+                buf.format(self.hundredths / 100),
+                (self.hundredths % 100) as u8,
+            ),
+        };
+        put(whole);
+        if frac != 0 {
+            put(".");
+            put(digit(frac / 10));
+            if frac % 10 != 0 {
+                put(digit(frac % 10));
+            }
+        }
+        put("%");
+    }
+}
+
 impl fmt::Display for Percent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let whole = self.hundredths / 100;
-        let frac = self.hundredths % 100;
-        if frac == 0 {
-            write!(f, "{whole}%")
-        } else if frac % 10 == 0 {
-            write!(f, "{whole}.{}%", frac / 10)
-        } else {
-            write!(f, "{whole}.{frac:02}%")
-        }
+        let mut result = Ok(());
+        self.pieces(|piece| {
+            if result.is_ok() {
+                result = f.write_str(piece);
+            }
+        });
+        result
     }
 }
 
@@ -99,6 +143,21 @@ mod tests {
         ];
         for (n, d, want) in cases {
             assert_eq!(Percent::of(n, d).to_string(), want, "{n}/{d}");
+        }
+    }
+
+    /// The u64 shortcut gives what the exact u128 formula gives, up to and across its limit.
+    #[test]
+    fn the_u64_shortcut_is_exact_at_its_edges() {
+        let exact = |n: u64, d: u64| {
+            let (n, d) = (u128::from(n), u128::from(d));
+            (2 * n * 10_000 + d) / (2 * d)
+        };
+        let edge = u64::MAX / 20_001;
+        for n in [0, 1, 7, edge - 1, edge, edge + 1, u64::MAX / 2, u64::MAX] {
+            for d in [1, 3, 7, edge - 1, edge, edge + 1, u64::MAX / 3, u64::MAX] {
+                assert_eq!(Percent::of(n, d).hundredths, exact(n, d), "{n}/{d}");
+            }
         }
     }
 
