@@ -14,9 +14,11 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
@@ -233,12 +235,16 @@ pub(crate) async fn admit(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::too_large());
     }
-    // A client that sends its body slowly holds a worker's attention: bound the wait.
-    let read = tokio::time::timeout(
-        state.limits.body_timeout,
-        payload.to_bytes_limited(MAX_BODY_BYTES),
-    );
-    let body = match read.await {
+    // A client that sends its body slowly holds a worker's attention: bound the wait. Almost
+    // always the body came with the head and the first poll has it: the timer (armed, then
+    // cancelled, per request) is only set up when it did not.
+    let mut read = std::pin::pin!(payload.to_bytes_limited(MAX_BODY_BYTES));
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let outcome = match first {
+        Poll::Ready(body) => Ok(body),
+        Poll::Pending => tokio::time::timeout(state.limits.body_timeout, read).await,
+    };
+    let body = match outcome {
         Ok(Ok(Ok(body))) => body,
         Ok(Ok(Err(_))) => return Err(ApiError::invalid_body("request body could not be read")),
         Ok(Err(_)) => return Err(ApiError::too_large()),
