@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,12 @@ pub struct Lockout {
     policy: LockoutPolicy,
     // A std Mutex: held for a hash lookup, never across an await.
     entries: Mutex<HashMap<IpAddr, Entry>>,
+    /// No lock lasts beyond this point (nanoseconds after `base`, plus one; 0: none ever set).
+    /// Every request asks `is_locked`; while no address is locked, which is nearly always, the
+    /// answer comes from this one atomic read instead of a mutex that every worker thread would
+    /// otherwise take, in turn, on every request.
+    horizon: AtomicU64,
+    base: Instant,
 }
 
 impl Lockout {
@@ -39,6 +46,8 @@ impl Lockout {
         Lockout {
             policy,
             entries: Mutex::new(HashMap::new()),
+            horizon: AtomicU64::new(0),
+            base: Instant::now(),
         }
     }
 
@@ -48,7 +57,7 @@ impl Lockout {
     }
 
     pub fn is_locked_at(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.policy.threshold == 0 {
+        if self.policy.threshold == 0 || self.nanos(now) >= self.horizon.load(Ordering::Acquire) {
             return false;
         }
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -100,10 +109,17 @@ impl Lockout {
         }
         e.failures += 1;
         if e.failures >= p.threshold && e.locked_until.is_none() {
-            e.locked_until = Some(now + p.duration);
+            let until = now + p.duration;
+            e.locked_until = Some(until);
+            self.horizon
+                .fetch_max(self.nanos(until).saturating_add(1), Ordering::AcqRel);
             return true;
         }
         false
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
     pub fn tracked(&self) -> usize {
@@ -177,6 +193,30 @@ mod tests {
             !l.is_locked_at(a, t0 + Duration::from_secs(303)),
             "the lock expires"
         );
+    }
+
+    /// The atomic shortcut answers "not locked" only when every lock has run out.
+    #[test]
+    fn the_shortcut_never_hides_a_lock() {
+        let l = Lockout::new(policy());
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        assert!(!l.is_locked_at(a, t0), "nothing locked yet");
+        for _ in 0..3 {
+            l.record_failure_at(a, t0);
+        }
+        for _ in 0..3 {
+            l.record_failure_at(b, t0 + s(100));
+        }
+        assert!(l.is_locked_at(a, t0 + s(299)));
+        assert!(
+            !l.is_locked_at(a, t0 + s(301)),
+            "a's lock ran out while b's holds"
+        );
+        assert!(l.is_locked_at(b, t0 + s(399)));
+        assert!(!l.is_locked_at(b, t0 + s(401)));
+        assert!(!l.is_locked_at(a, t0 + s(401)));
     }
 
     #[test]
