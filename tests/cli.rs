@@ -393,15 +393,7 @@ fn sigterm_exits_1_when_the_final_snapshot_fails() {
     let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = http::request(
-            &admin,
-            "GET",
-            "/health/ready",
-            &[],
-            b"",
-            Duration::from_secs(2),
-        );
-        if ready.is_ok_and(|r| r.status == 200) {
+        if http::is_ready(&admin) {
             break;
         }
         assert!(

@@ -41,10 +41,7 @@ impl Realstatistic {
 
     /// The JSON text of the answer.
     pub fn body(&self) -> String {
-        let mut body = String::with_capacity(256);
-        body.push_str(r#"{"resultCode":""#);
-        body.push_str(SUCCESS);
-        body.push_str(r#"","resultDesc":{"#);
+        let mut body = success_opening(256, '{');
         self.0.write_members(&mut body);
         body.push_str("}}");
         body
@@ -141,10 +138,7 @@ impl Row {
 
 /// The batch answer: `{"resultCode":"0100000","resultDesc":[row, ...]}`.
 pub fn rows_response(rows: impl ExactSizeIterator<Item = Row>) -> HttpResponse {
-    let mut body = String::with_capacity(48 + 200 * rows.len());
-    body.push_str(r#"{"resultCode":""#);
-    body.push_str(SUCCESS);
-    body.push_str(r#"","resultDesc":["#);
+    let mut body = success_opening(48 + 200 * rows.len(), '[');
     for (i, row) in rows.enumerate() {
         if i > 0 {
             body.push(',');
@@ -153,6 +147,17 @@ pub fn rows_response(rows: impl ExactSizeIterator<Item = Row>) -> HttpResponse {
     }
     body.push_str("]}");
     ok_json(body)
+}
+
+/// `{"resultCode":"0100000","resultDesc":` and `desc_opens` (`{` or `[`), in a buffer of
+/// `capacity` bytes for the rest.
+fn success_opening(capacity: usize, desc_opens: char) -> String {
+    let mut body = String::with_capacity(capacity);
+    body.push_str(r#"{"resultCode":""#);
+    body.push_str(SUCCESS);
+    body.push_str(r#"","resultDesc":"#);
+    body.push(desc_opens);
+    body
 }
 
 fn ok_json(body: String) -> HttpResponse {

@@ -56,6 +56,6 @@ impl Reader {
             }
         }
         let positions = lock(&self.positions).clone();
-        publish_progress(&self.metrics, &positions, &self.ends);
+        publish_progress(&self.metrics, &positions, &self.ends, None);
     }
 }

@@ -143,6 +143,7 @@ impl Ingest {
             positions: start,
             targets: BTreeMap::new(),
             ends,
+            touched: Vec::new(),
             limit_logged: Default::default(),
         };
         // From here on, `Ingest` owns the threads: on an error, dropping it stops and joins
@@ -213,15 +214,19 @@ fn spawn<T: Send + 'static>(
         .map_err(|source| IngestError::Thread { name, source })
 }
 
-/// The positions and the known ends, as metrics. Called by both threads: whichever learns
-/// something new (a batch applied, an end offset read) publishes the pair.
+/// The positions and the known ends, as metrics, for every partition or `only` some (sorted).
+/// Called by both threads: whichever learns something new (a batch applied, an end offset read)
+/// publishes the pair.
 fn publish_progress(
     metrics: &Metrics,
     positions: &Positions,
     ends: &Mutex<BTreeMap<i32, (i64, i64)>>,
+    only: Option<&[i32]>,
 ) {
     for (&p, &(low, end)) in lock(ends).iter() {
-        metrics.partition_progress(p, positions.get(&p).copied(), low, end);
+        if only.is_none_or(|o| o.binary_search(&p).is_ok()) {
+            metrics.partition_progress(p, positions.get(&p).copied(), low, end);
+        }
     }
 }
 

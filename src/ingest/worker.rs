@@ -50,6 +50,8 @@ pub(super) struct Worker {
     pub targets: BTreeMap<i32, i64>,
     /// Latest known (low, end) offsets, kept fresh by the end-offsets thread.
     pub ends: Ends,
+    /// The partitions the last batch moved, sorted (reused from batch to batch).
+    pub touched: Vec<i32>,
     /// Tasks already named in a log line for hitting a state limit (bounded: see `note_limit`).
     pub limit_logged: RefCell<HashSet<TaskKey>>,
 }
@@ -79,7 +81,7 @@ impl Worker {
                 Handoff::Batch(batch) => {
                     self.fold_batch(&batch);
                     let _ = self.recycle.try_send(batch);
-                    self.publish();
+                    self.publish_batch();
                     self.changes.bump();
                     self.check_caught_up();
                 }
@@ -144,6 +146,7 @@ impl Worker {
         if !unknown.is_empty() {
             self.read_start_offsets(&unknown);
         }
+        self.publish();
         self.check_caught_up();
     }
 
@@ -250,6 +253,7 @@ impl Worker {
         // librdkafka delivers a partition's messages in runs: note a run's end once, not every
         // message's offset (a map insert per event shows in the profile).
         let mut run: Option<(i32, i64)> = None;
+        self.touched.clear();
         for msg in batch.messages() {
             if let Err(reason) = self.fold(msg.payload, now) {
                 let origin = Origin {
@@ -269,13 +273,17 @@ impl Worker {
                 _ => {
                     if let Some((p, next)) = run.replace((msg.partition, msg.offset + 1)) {
                         self.positions.insert(p, next);
+                        self.touched.push(p);
                     }
                 }
             }
         }
         if let Some((p, next)) = run {
             self.positions.insert(p, next);
+            self.touched.push(p);
         }
+        self.touched.sort_unstable();
+        self.touched.dedup();
         self.counters.flush();
         self.metrics
             .fold_batch_duration
@@ -358,7 +366,20 @@ impl Worker {
 
     /// Makes the positions visible to the snapshotter and the lag metrics.
     fn publish(&self) {
-        super::publish_progress(&self.metrics, &self.positions, &self.ends);
+        super::publish_progress(&self.metrics, &self.positions, &self.ends, None);
         super::lock(&self.published).clone_from(&self.positions);
+    }
+
+    /// After a batch, the same for the partitions it moved only: a batch of live traffic often
+    /// touches one or two of many partitions, and the rest have not changed since.
+    fn publish_batch(&self) {
+        let touched = Some(self.touched.as_slice());
+        super::publish_progress(&self.metrics, &self.positions, &self.ends, touched);
+        let mut published = super::lock(&self.published);
+        for p in &self.touched {
+            if let Some(&next) = self.positions.get(p) {
+                published.insert(*p, next);
+            }
+        }
     }
 }

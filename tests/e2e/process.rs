@@ -116,19 +116,10 @@ impl Replica {
         let deadline = Instant::now() + timeout;
         loop {
             let admin = self.admin.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                crate::support::http::request(
-                    &admin,
-                    "GET",
-                    "/health/ready",
-                    &[],
-                    b"",
-                    Duration::from_secs(2),
-                )
-            })
-            .await
-            .expect("join");
-            if matches!(r, Ok(ref resp) if resp.status == 200) {
+            let ready = tokio::task::spawn_blocking(move || crate::support::http::is_ready(&admin))
+                .await
+                .expect("join");
+            if ready {
                 return;
             }
             assert!(

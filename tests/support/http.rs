@@ -111,6 +111,19 @@ pub fn request(
     send_raw(addr, &req, timeout)
 }
 
+/// Whether the admin listener at `admin` answers `/health/ready` with 200 (any error: no).
+pub fn is_ready(admin: &str) -> bool {
+    request(
+        admin,
+        "GET",
+        "/health/ready",
+        &[],
+        b"",
+        Duration::from_secs(2),
+    )
+    .is_ok_and(|r| r.status == 200)
+}
+
 /// Connects to `addr` (`host:port`), writes `request` as given, then reads and parses the
 /// response. `timeout` bounds the whole exchange (connect, write, read). If the server closes
 /// the connection while the request is still being written (e.g. it rejects a huge header early),
