@@ -165,12 +165,10 @@ where
             e.into_response()
         }
     };
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
-        resp.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("x-request-id"),
-            v,
-        );
-    }
+    resp.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-request-id"),
+        actix_web::http::header::HeaderValue::from(id),
+    );
     resp
 }
 
