@@ -110,7 +110,7 @@ fn main() {
     let o = Opts::parse(&args[1..]);
     // Logging as `realstat serve` sets it up (RUST_LOG filters, default `info`), on stderr: the
     // service then pays for its request spans exactly as in production.
-    realstat::telemetry::init(realstat::config::LogFormat::Text);
+    realstat::telemetry::init(realstat::telemetry::LogFormat::Text);
     match cmd.as_str() {
         "broker" => broker(&o),
         "produce" => produce_cmd(&o),

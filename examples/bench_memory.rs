@@ -91,9 +91,9 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// N one-call tasks into a store with the default `FoldPolicy` (the service's limits).
+/// N one-call tasks into a store with the service's default policy (its limits).
 fn flood(n: usize) {
-    let policy = realstat::fold::FoldPolicy::default();
+    let policy = realstat::config::Settings::default().fold_policy();
     let store = realstat::fold::Store::new(
         realstat::fold::Calendar::named(TIMEZONE).expect("known time zone"),
         policy,

@@ -1,25 +1,37 @@
-//! `realstat`: serve (default), query, sign, simulate. See `realstat --help`.
+//! `realstat`: serve (default), query, sign, simulate, config schema. See `realstat --help`.
 
 use std::error::Error;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use realstat::cli::{self, Cli, Command, ServeArgs};
+use realstat::cli::{schema, Cli, Command, ConfigCommand, SchemaFormat, ServeArgs};
 use realstat::config::Settings;
 use realstat::startup::Application;
-use realstat::telemetry;
+use realstat::telemetry::{self, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve(args),
-        Command::Sign(args) => Ok(cli::sign(args)),
+    // The matches are kept beside the parsed values: they tell which settings the operator gave
+    // (flag or environment) and which are clap's defaults, which must not hide the config file.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match cli.command {
+        None => serve(&cli.serve, &matches),
+        Some(Command::Serve(args)) => {
+            let sub = matches.subcommand_matches("serve").unwrap_or(&matches);
+            serve(&args, sub)
+        }
+        Some(Command::Config(ConfigCommand::Schema { format })) => {
+            print_schema(format);
+            Ok(ExitCode::SUCCESS)
+        }
         #[cfg(feature = "dev")]
-        Command::Query(args) => realstat::dev::commands::query(args).map_err(Into::into),
+        Some(Command::Sign(args)) => Ok(realstat::dev::commands::sign(args)),
         #[cfg(feature = "dev")]
-        Command::Simulate(args) => {
-            telemetry::init(realstat::config::LogFormat::Text);
+        Some(Command::Query(args)) => realstat::dev::commands::query(args).map_err(Into::into),
+        #[cfg(feature = "dev")]
+        Some(Command::Simulate(args)) => {
+            telemetry::init(LogFormat::Text);
             realstat::dev::commands::simulate(args).map_err(Into::into)
         }
     };
@@ -45,8 +57,17 @@ fn chain(e: &dyn Error) -> String {
     text
 }
 
-fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn Error>> {
-    let settings = Settings::load(&args)?;
+fn print_schema(format: SchemaFormat) {
+    match format {
+        SchemaFormat::Json => {
+            telemetry::out(serde_json::to_string_pretty(&schema::schema()).unwrap_or_default())
+        }
+        SchemaFormat::Markdown => telemetry::out(schema::markdown().trim_end()),
+    }
+}
+
+fn serve(args: &ServeArgs, matches: &ArgMatches) -> Result<ExitCode, Box<dyn Error>> {
+    let settings = Settings::load(args.config.as_deref(), &args.overrides(matches))?;
     telemetry::init(settings.log_format);
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;

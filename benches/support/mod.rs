@@ -135,7 +135,7 @@ pub fn new_store() -> Store {
         FoldPolicy {
             max_tasks: usize::MAX,
             max_calls_per_task: usize::MAX,
-            ..FoldPolicy::default()
+            ..realstat::config::Settings::default().fold_policy()
         },
     )
 }

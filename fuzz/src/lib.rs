@@ -496,7 +496,7 @@ const NOW_MS: i64 = 1_732_514_400_000;
 fn policy() -> FoldPolicy {
     FoldPolicy {
         stale_after_ms: 20 * HOUR,
-        ..FoldPolicy::default()
+        ..realstat::config::Settings::default().fold_policy()
     }
 }
 

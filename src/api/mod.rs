@@ -89,18 +89,6 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_header_bytes: 16 * 1024,
-            request_head_timeout: Duration::from_secs(5),
-            body_timeout: Duration::from_secs(10),
-            keep_alive: Duration::from_secs(75),
-            max_connections: 25_000,
-        }
-    }
-}
-
 /// Mounts the endpoint. Any method reaches the handler, which answers 405 itself so the error
 /// body has the vendor's shape.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -176,6 +176,53 @@ struct RawKey {
     cc_ids: Option<toml::Value>,
 }
 
+/// The fields of a `[[key]]` table, as the parser reads them (for `realstat config schema`).
+pub fn file_fields() -> &'static [&'static str] {
+    fields_of::<RawKey>()
+}
+
+/// The field names serde hands the deserializer of a struct: a deserializer that only records
+/// them, so the list cannot drift from the struct.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Recorder(&'static [&'static str]);
+    #[derive(Debug)]
+    struct Recorded;
+    impl std::fmt::Display for Recorded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("fields recorded")
+        }
+    }
+    impl std::error::Error for Recorded {}
+    impl serde::de::Error for Recorded {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Recorded
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Recorder {
+        type Error = Recorded;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Recorded> {
+            Err(Recorded)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Recorded> {
+            self.0 = fields;
+            Err(Recorded)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut recorder = Recorder(&[]);
+    let _ = T::deserialize(&mut recorder);
+    recorder.0
+}
+
 fn scope(
     raw: toml::Value,
     field: &'static str,

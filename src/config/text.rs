@@ -70,16 +70,30 @@ pub mod duration {
     }
 }
 
-/// serde adapter: an optional [`Duration`] (flags and environment leave it out when unset).
-pub mod opt_duration {
+/// serde adapter: librdkafka properties as the table the config file has (`[kafka.properties]`),
+/// so that figment merges them key by key across sources; a later pair of one source wins.
+pub mod properties {
     use super::*;
+    use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
+    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        let table: BTreeMap<&str, &str> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        serde::Serialize::serialize(&table, s)
     }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// A time zone by its IANA name (`--timezone`).
+pub fn parse_zone(name: &str) -> Result<crate::fold::Calendar, String> {
+    crate::fold::Calendar::named(name).map_err(|e| format!("{name:?}: {e}"))
 }
 
 /// serde adapter: the time zone as its IANA name, resolved once when the settings are read.
@@ -93,7 +107,7 @@ pub mod zone {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Calendar, D::Error> {
         let name = String::deserialize(d)?;
-        Calendar::named(&name).map_err(|e| serde::de::Error::custom(format!("{name:?}: {e}")))
+        super::parse_zone(&name).map_err(serde::de::Error::custom)
     }
 }
 

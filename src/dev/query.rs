@@ -9,8 +9,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::commands::{request_body, signing_timestamp};
 use crate::auth::c2;
-use crate::cli::{request_body, signing_timestamp, QueryArgs};
+use crate::cli::QueryArgs;
 use crate::telemetry;
 
 /// The answer that counts as success: HTTP 200 with this resultCode.

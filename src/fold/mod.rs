@@ -206,7 +206,7 @@ mod tests {
             FoldPolicy {
                 max_tasks: 2,
                 max_calls_per_task: 2,
-                ..FoldPolicy::default()
+                ..testing::policy()
             },
         );
         let other = TaskKey { vdn: 93, ..TASK };

@@ -45,18 +45,6 @@ pub struct FoldPolicy {
     pub max_calls_per_task: usize,
 }
 
-impl Default for FoldPolicy {
-    fn default() -> Self {
-        FoldPolicy {
-            retention_days: 2,
-            stale_after_ms: 24 * 3_600_000,
-            max_future_ms: 15 * 60_000,
-            max_tasks: 50_000,
-            max_calls_per_task: 1_000_000,
-        }
-    }
-}
-
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {

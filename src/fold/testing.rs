@@ -29,16 +29,21 @@ pub const TASK: TaskKey = TaskKey {
     task_id: 1_122_104_910,
 };
 
-/// A store in Asia/Shanghai whose calls go stale after 20 hours, so generated logs spanning two
-/// days exercise expiry.
+/// The policy of the domain tests: two days kept, calls stale after 20 hours (so generated logs
+/// spanning two days exercise expiry), bounds far above any test's volume.
+pub fn policy() -> FoldPolicy {
+    FoldPolicy {
+        retention_days: 2,
+        stale_after_ms: 20 * HOUR,
+        max_future_ms: 15 * 60_000,
+        max_tasks: 50_000,
+        max_calls_per_task: 1_000_000,
+    }
+}
+
+/// A store in Asia/Shanghai with [`policy`].
 pub fn store() -> Store {
-    Store::new(
-        Calendar::named("Asia/Shanghai").expect("zone"),
-        FoldPolicy {
-            stale_after_ms: 20 * HOUR,
-            ..FoldPolicy::default()
-        },
-    )
+    Store::new(Calendar::named("Asia/Shanghai").expect("zone"), policy())
 }
 
 pub fn call(task: TaskKey, id: &str, state: CallState, ts: i64) -> Event {

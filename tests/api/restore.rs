@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, CallState, Decoder};
-use realstat::fold::{Calendar, FoldPolicy, Store};
+use realstat::fold::{Calendar, Store};
 use realstat::snapshot::SnapshotDir;
 
 use crate::support::*;
@@ -30,7 +30,7 @@ async fn offsets_beyond_the_end_of_the_log_are_read_again_from_the_start() {
     let settings = test_settings(&kafka.brokers(), "events", &dir);
     let old = Store::new(
         Calendar::named("Asia/Shanghai").expect("zone"),
-        FoldPolicy::default(),
+        settings.fold_policy(),
     );
     let decoder = Decoder::new(1);
     for e in [

@@ -1,16 +1,26 @@
-use super::*;
-use clap::{Args, Parser};
+//! The configuration's layers as an operator meets them: through the command line, the
+//! environment and the config file, and the schema this binary prints.
 
-fn serve_args(argv: &[&str]) -> ServeArgs {
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, FromArgMatches};
+
+use super::*;
+use crate::config::{TlsSettings, DEMO_ADMIN_LISTEN, DEMO_LISTEN};
+
+/// `realstat serve ARGV...` as `main` reads it; the error as the operator would read it, from
+/// the parser or from the configuration.
+fn load(argv: &[&str]) -> Result<Settings, String> {
     let mut full = vec!["realstat", "serve"];
     full.extend_from_slice(argv);
-    match crate::cli::Cli::try_parse_from(full)
-        .expect("parses")
-        .command
-    {
-        Some(crate::cli::Command::Serve(a)) => a,
-        other => panic!("not serve: {other:?}"),
-    }
+    let matches = Cli::command()
+        .try_get_matches_from(full)
+        .map_err(|e| e.to_string())?;
+    let sub = matches.subcommand_matches("serve").expect("serve");
+    let args = ServeArgs::from_arg_matches(sub).expect("serve args");
+    Settings::load(args.config.as_deref(), &args.overrides(sub)).map_err(|e| e.to_string())
 }
 
 /// Dotted paths of the schema's leaves (a table of properties and a list count as one leaf).
@@ -52,13 +62,12 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
     );
     keys.sort();
 
-    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    // The file's keys (serde) and the flags' ids (clap) name the same settings: an id that
+    // differs from its field's path would make that flag or variable silently ignored.
+    let cmd = Settings::augment_args(clap::Command::new("serve"));
     let mut ids = Vec::new();
     for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
-        if id == "config" {
-            continue;
-        }
         let long = arg.get_long().unwrap_or_else(|| panic!("{id} has no flag"));
         // Flags are kebab-case, as documented (README): `--admin-listen`, not `--admin_listen`.
         assert!(
@@ -78,13 +87,13 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
 
 #[test]
 fn defaults_need_no_source() {
-    let s = Settings::load(&serve_args(&[])).expect("valid");
+    let s = load(&[]).expect("valid");
     // No Kafka: the demo, which listens on loopback only unless told otherwise.
     assert_eq!(
         (s.listen.as_str(), s.admin_listen.as_str()),
         (DEMO_LISTEN, DEMO_ADMIN_LISTEN)
     );
-    let s = Settings::load(&serve_args(&["--admin-listen", "0.0.0.0:9999"])).expect("valid");
+    let s = load(&["--admin-listen", "0.0.0.0:9999"]).expect("valid");
     assert_eq!(
         (s.listen.as_str(), s.admin_listen.as_str()),
         (DEMO_LISTEN, "0.0.0.0:9999")
@@ -92,13 +101,7 @@ fn defaults_need_no_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = dir.path().join("keys.toml");
     let k = keys.to_string_lossy().to_string();
-    let s = Settings::load(&serve_args(&[
-        "--kafka-brokers",
-        "k:9092",
-        "--keys-file",
-        &k,
-    ]))
-    .expect("valid");
+    let s = load(&["--kafka-brokers", "k:9092", "--keys-file", &k]).expect("valid");
     assert_eq!(s.listen, "0.0.0.0:8080");
     assert_eq!(s.timezone.time_zone_name(), "Asia/Shanghai");
     assert_eq!(s.kafka.brokers.as_deref(), Some("k:9092"));
@@ -129,7 +132,7 @@ interval = "10s"
     )
     .expect("write");
     let p = path.to_string_lossy().to_string();
-    let s = Settings::load(&serve_args(&[
+    let s = load(&[
         "--config",
         &p,
         "--topic",
@@ -140,7 +143,7 @@ interval = "10s"
         "10.0.0.2",
         "--lockout-window",
         "2m",
-    ]))
+    ])
     .expect("valid");
     assert_eq!(s.listen, "127.0.0.1:1000");
     assert_eq!(s.admin_listen, "0.0.0.0:9090");
@@ -173,11 +176,10 @@ fn environment_sits_between_file_and_flags() {
     let path = dir.path().join("realstat.toml");
     std::fs::write(&path, "[snapshot]\nkeep = 5\n").expect("write");
     let p = path.to_string_lossy().to_string();
-    let from_env = Settings::load(&serve_args(&["--config", &p])).expect("valid");
-    let from_flag =
-        Settings::load(&serve_args(&["--config", &p, "--snapshot-keep", "9"])).expect("valid");
+    let from_env = load(&["--config", &p]).expect("valid");
+    let from_flag = load(&["--config", &p, "--snapshot-keep", "9"]).expect("valid");
     std::env::remove_var("REALSTAT_SNAPSHOT_KEEP");
-    let from_file = Settings::load(&serve_args(&["--config", &p])).expect("valid");
+    let from_file = load(&["--config", &p]).expect("valid");
     assert_eq!(
         (
             from_file.snapshot.keep,
@@ -191,18 +193,14 @@ fn environment_sits_between_file_and_flags() {
 #[test]
 fn the_shipped_example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/realstat.toml");
-    let s = Settings::load(&serve_args(&["--config", path])).expect("valid example");
+    let s = load(&["--config", path]).expect("valid example");
     assert_eq!(s.limits.max_header_bytes, 16384);
     assert_eq!(s.snapshot.dir, PathBuf::from("/var/lib/realstat"));
 }
 
 #[test]
 fn bad_settings_are_refused_with_their_name() {
-    let err = |argv: &[&str]| {
-        Settings::load(&serve_args(argv))
-            .expect_err("invalid")
-            .to_string()
-    };
+    let err = |argv: &[&str]| load(argv).expect_err("invalid");
     assert!(err(&["--timezone", "Mars/Base"]).contains("timezone"));
     assert!(err(&["--listen", "nowhere"]).contains("listen"));
     assert!(err(&["--kafka-brokers", "k:9092"]).contains("keys_file"));
@@ -217,33 +215,83 @@ fn bad_settings_are_refused_with_their_name() {
     assert!(err(&["--config", &p]).contains("interval"));
     assert!(err(&["--config", "/nonexistent/realstat.toml"]).contains("/nonexistent/realstat.toml"));
     // Bad flag values are refused by the parser, naming the flag.
-    let bad = crate::cli::Cli::try_parse_from(["realstat", "serve", "--snapshot-interval", "soon"]);
-    assert!(bad
-        .expect_err("refused")
-        .to_string()
-        .contains("--snapshot-interval"));
+    assert!(err(&["--snapshot-interval", "soon"]).contains("--snapshot-interval"));
+    // In the file, a zone is read when the settings are.
+    std::fs::write(&path, "timezone = \"Mars/Base\"").expect("write");
+    assert!(err(&["--config", &p]).contains("timezone"));
+}
+
+/// Where the README's generated settings table starts and ends.
+const TABLE_START: &str =
+    "<!-- settings: generated by `realstat config schema --format markdown` -->\n";
+const TABLE_END: &str = "<!-- end of settings -->";
+
+#[test]
+fn the_readme_table_is_the_schema() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = readme
+        .split_once(TABLE_START)
+        .and_then(|(_, rest)| rest.split_once(TABLE_END))
+        .map(|(table, _)| table)
+        .expect("README.md has the settings table between its markers");
+    assert_eq!(
+        table,
+        schema::markdown(),
+        "README.md's settings table differs from the schema: paste `realstat config schema --format markdown`"
+    );
 }
 
 #[test]
-fn the_readme_lists_every_setting() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
-    for arg in cmd.get_arguments() {
-        let id = arg.get_id().as_str();
-        if id == "config" {
-            continue;
-        }
-        let env = arg
-            .get_env()
-            .map(|e| e.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let long = format!("`--{}", arg.get_long().unwrap_or_default());
-        for needle in [format!("`{id}`"), format!("`{env}`"), long] {
-            assert!(
-                readme.contains(&needle),
-                "README.md does not list {needle} ({id})"
-            );
-        }
+fn the_schema_describes_every_setting() {
+    let settings = schema::settings();
+    assert_eq!(
+        settings.len(),
+        37,
+        "a setting added or removed: update this count"
+    );
+    for s in &settings {
+        assert!(!s.description.is_empty(), "{} has no description", s.key);
+        assert!(
+            ["address", "duration", "integer", "path", "zone", "ip", "string", "format", "table"]
+                .contains(&s.kind.as_str()),
+            "{}: unknown type {}",
+            s.key,
+            s.kind
+        );
     }
+    let by_key = |k: &str| settings.iter().find(|s| s.key == k).expect(k).clone();
+    let keep = by_key("snapshot.keep");
+    assert_eq!(
+        (keep.env.as_str(), keep.flag.as_str(), keep.kind.as_str()),
+        ("REALSTAT_SNAPSHOT_KEEP", "--snapshot-keep", "integer")
+    );
+    assert_eq!(keep.default.as_deref(), Some("3"));
+    assert_eq!(by_key("snapshot.interval").default.as_deref(), Some("30s"));
+    assert_eq!(by_key("kafka.brokers").default, None);
+    assert!(by_key("auth.trusted_proxies").list);
+    assert_eq!(by_key("kafka.properties").kind, "table");
+    // The schema's defaults are the defaults the service runs with.
+    let defaults = Settings::default();
+    assert_eq!(defaults.snapshot.keep, 3);
+    assert_eq!(defaults.snapshot.interval, Duration::from_secs(30));
+
+    let full = schema::schema();
+    assert_eq!(
+        full.keys_file.fields,
+        ["ak", "sk", "sk_env", "vdns", "cc_ids"]
+    );
+    let serve = &full.commands["serve"];
+    assert!(serve.flags.iter().any(|f| f == "--snapshot-keep"));
+    assert!(serve.env.iter().any(|e| e == "REALSTAT_CONFIG"));
+    assert!(full.commands.contains_key("config schema"));
+}
+
+#[test]
+fn defaults_ignore_the_environment() {
+    // A variable no other test sets: the defaults must not read it.
+    std::env::set_var("REALSTAT_MAX_STREAMS_PER_KEY", "42");
+    let defaults = Settings::default();
+    std::env::remove_var("REALSTAT_MAX_STREAMS_PER_KEY");
+    assert_eq!(defaults.streams.max_per_key, 100);
 }
