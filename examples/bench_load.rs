@@ -13,6 +13,7 @@
 //! $B freshness [--brokers H:P]                              # produce -> visible in a response
 //! $B restore                                                # 1M-call snapshot -> ready
 //! $B stream  [--brokers H:P]                                # 100 live streams: probe -> client
+//! $B bare    --body TEXT                                    # the bare handler alone, for wrk
 //! ```
 //!
 //! Every address is loopback. Options: `--key value`; see each function for its defaults.
@@ -121,6 +122,7 @@ fn main() {
         "restore" => restore(&o),
         "stream" => stream::run(&o),
         "offsets" => offsets(&o),
+        "bare" => bare(&o),
         other => {
             eprintln!("unknown subcommand {other:?}");
             std::process::exit(2);
@@ -826,6 +828,19 @@ async fn bare_server(
     let handle = server.handle();
     tokio::spawn(server);
     (addr, handle)
+}
+
+/// `bare`: the bare baseline alone, on the realstatistic path, answering `--body`, for an
+/// external load tool (scripts/bench-http runs wrk against it and against realstat). Prints
+/// `ADDR host:port` and serves until killed.
+fn bare(o: &Opts) {
+    let body = o.str("body", "{}").into_bytes();
+    system().block_on(async move {
+        let (addr, _handle) = bare_server(realstat::api::PATH, body).await;
+        println!("ADDR {addr}");
+        let _ = io::stdout().flush();
+        std::future::pending::<()>().await;
+    });
 }
 
 /// Starts the simulator producing live traffic (ts = now) at about `events_per_s`.
