@@ -43,6 +43,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use realstat::config::Settings;
 use realstat::dev::embedded::EmbeddedKafka;
 use realstat::dev::simulate::SimulateOptions;
+use realstat::log_position;
 use realstat::snapshot::SnapshotDir;
 use realstat::startup::Application;
 
@@ -1218,7 +1219,9 @@ fn restore(o: &Opts) {
     let snapshots = SnapshotDir::new(dir.path().join("data"), 3);
     {
         let store = synthetic_store(tasks, calls / tasks.max(1));
-        let positions = (0..partitions).map(|p| (p, 0)).collect();
+        let positions = (0..partitions)
+            .map(|p| (log_position::Partition(p), log_position::Offset(0)))
+            .collect();
         let w = snapshots
             .write(&store, &positions, topic)
             .expect("snapshot written");
