@@ -23,6 +23,7 @@ use realstat::auth::c2::HeaderLookup;
 use realstat::auth::{authenticate, Clock, KeySet, Keys, SignedParts};
 use realstat::events::{Decoder, Event};
 use realstat::fold::Store;
+use realstat::log_position::{Offset, Partition};
 use realstat::progress::Positions;
 use realstat::snapshot::codec;
 
@@ -180,7 +181,7 @@ const SNAPSHOT_CALLS_PER_TASK: usize = 100;
 fn snapshot(c: &mut Criterion) {
     let store = synthetic_store(SNAPSHOT_TASKS, SNAPSHOT_CALLS_PER_TASK);
     let calls = store.calls_tracked();
-    let positions: Positions = (0..16).map(|p| (p, 1_000_000)).collect();
+    let positions: Positions = (0..16).map(|p| (Partition(p), Offset(1_000_000))).collect();
     let bytes = codec::encode(&store, &positions, "isales.call-events", now_ms());
     eprintln!(
         "snapshot: {calls} calls over {} tasks, {} bytes ({:.1} bytes per call)",

@@ -44,6 +44,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use realstat::config::Settings;
 use realstat::dev::embedded::EmbeddedKafka;
 use realstat::dev::simulate::SimulateOptions;
+use realstat::ingest::kafka::{self, Role};
+use realstat::log_position;
 use realstat::snapshot::SnapshotDir;
 use realstat::startup::Application;
 
@@ -206,11 +208,7 @@ fn produce_events(brokers: &str, topic: &str, n: usize, tasks: usize, seed: u64)
 /// Partition ids of `topic` and the messages they hold (sum of high - low); panics if any
 /// message was dropped (a low watermark above 0: the mock cluster's per-partition size limit).
 fn topic_contents(brokers: &str, topic: &str) -> (Vec<i32>, i64, Duration) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-inspect")
-        .create()
-        .expect("consumer");
+    let consumer = inspector(brokers);
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
@@ -306,11 +304,7 @@ fn count_by_reading(brokers: &str, topic: &str) -> std::collections::BTreeMap<i3
 }
 
 fn topic_contents_unchecked(brokers: &str, topic: &str) -> (Vec<(i32, i64, i64)>, i64, Duration) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-inspect")
-        .create()
-        .expect("consumer");
+    let consumer = inspector(brokers);
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
@@ -389,24 +383,19 @@ fn produce_cmd(o: &Opts) {
     report("event_mean_bytes", mean);
 }
 
-/// The fetch settings realstat's consumer uses (`src/ingest/mod.rs`, `client_config`), so that
-/// the baseline differs from realstat only by what realstat does with the messages.
+/// realstat's own consumer settings (`ingest::kafka::client_config`), so that the baseline
+/// differs from realstat only by what realstat does with the messages.
 fn realstat_like_consumer(brokers: &str, extra: &[(String, String)]) -> BaseConsumer {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-baseline")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.min.messages", "200000");
-    for (k, v) in extra {
-        config.set(k, v);
-    }
-    config.create().expect("consumer")
+    kafka::client_config(brokers, extra, Role::Consumer)
+        .create()
+        .expect("consumer")
+}
+
+/// A client for metadata and end offsets, set up as realstat's end-offsets reader is.
+fn inspector(brokers: &str) -> BaseConsumer {
+    kafka::client_config(brokers, &[], Role::Watermarks)
+        .create()
+        .expect("consumer")
 }
 
 /// `consume` (a): a plain BaseConsumer assigned every partition from the beginning, counting
@@ -1233,7 +1222,9 @@ fn restore(o: &Opts) {
     let snapshots = SnapshotDir::new(dir.path().join("data"), 3);
     {
         let store = synthetic_store(tasks, calls / tasks.max(1));
-        let positions = (0..partitions).map(|p| (p, 0)).collect();
+        let positions = (0..partitions)
+            .map(|p| (log_position::Partition(p), log_position::Offset(0)))
+            .collect();
         let w = snapshots
             .write(&store, &positions, topic)
             .expect("snapshot written");

@@ -4,7 +4,8 @@
 //! - [`events`] and [`fold`]: the domain core. Event schema and validation, the per-task fold and
 //!   the numbers it serves. Knows nothing of HTTP, Kafka or the wall clock.
 //! - [`auth`]: the C2 AK/SK request signature, the keys file and the lockout.
-//! - [`ingest`]: the Kafka consumer that feeds the fold; [`progress`] is what it tells the rest.
+//! - [`ingest`]: the Kafka consumer that feeds the fold; [`progress`] is what it tells the rest,
+//!   in the [`log_position`] types (partitions and offsets).
 //! - [`snapshot`]: the store and its log positions on disk.
 //! - [`api`] and [`admin`]: the HTTP handlers; [`server`] runs them on their listeners;
 //!   [`wallboard`]: the supervisor page served beside the API.
@@ -22,6 +23,7 @@ pub mod dev;
 pub mod events;
 pub mod fold;
 pub mod ingest;
+pub mod log_position;
 pub mod metrics;
 pub mod progress;
 pub mod server;

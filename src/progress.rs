@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::log_position::{Offset, Partition};
+
 /// Next offset to read, per partition: the replica's position in the log.
-pub type Positions = BTreeMap<i32, i64>;
+pub type Positions = BTreeMap<Partition, Offset>;
 
 /// False until the consumer has caught up with the log once; then true for good (a broker
 /// outage leaves the numbers as they are, which is better than no numbers).

@@ -17,6 +17,9 @@ pub enum EmbeddedError {
     Command(String),
 }
 
+/// librdkafka's broker id for "every broker of the mock cluster".
+const ALL_BROKERS: i32 = -1;
+
 enum Command {
     CreateTopic {
         topic: String,
@@ -67,9 +70,9 @@ impl EmbeddedKafka {
                         }
                         Command::SetBrokers { up, reply } => {
                             let r = if up {
-                                cluster.broker_up(-1)
+                                cluster.broker_up(ALL_BROKERS)
                             } else {
-                                cluster.broker_down(-1)
+                                cluster.broker_down(ALL_BROKERS)
                             };
                             let _ = reply.send(r.map_err(|e| e.to_string()));
                         }
@@ -92,7 +95,8 @@ impl EmbeddedKafka {
         &self.bootstrap_servers
     }
 
-    /// Creates a topic (the mock broker does not implement the CreateTopics API).
+    /// Creates a topic of `partitions` partitions (a count, as librdkafka takes it: ids are then
+    /// `0..partitions`). Here because the mock broker does not implement the CreateTopics API.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), EmbeddedError> {
         self.call(|reply| Command::CreateTopic {
             topic: topic.to_owned(),

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::events::Rejection;
+use crate::log_position::{Offset, Partition};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
@@ -27,8 +28,8 @@ pub struct DeadLetters {
 /// Where a rejected message came from.
 pub struct Origin<'a> {
     pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
+    pub partition: Partition,
+    pub offset: Offset,
 }
 
 impl DeadLetters {
@@ -61,8 +62,8 @@ impl DeadLetters {
             // One line per interval, whatever the rate: a flood of bad events must not flood logs.
             tracing::warn!(
                 reason = reason.label(),
-                partition = origin.partition,
-                offset = origin.offset,
+                partition = origin.partition.0,
+                offset = origin.offset.0,
                 rejected_since_last_line = self.unlogged,
                 "event rejected"
             );

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::{kafka, lock, publish_progress, Ends};
+use super::{kafka, lock, publish_progress, Bounds, Ends};
 use crate::metrics::{ConsumerError, Metrics};
 use crate::progress::Positions;
 use crate::shutdown::Shutdown;
@@ -43,13 +43,13 @@ impl Reader {
             }
         };
         for p in partitions {
-            match self.consumer.fetch_watermarks(&self.topic, p, TIMEOUT) {
+            match self.consumer.fetch_watermarks(&self.topic, p.0, TIMEOUT) {
                 Ok(offsets) => {
-                    lock(&self.ends).insert(p, offsets);
+                    lock(&self.ends).insert(p, Bounds::from_watermarks(offsets));
                 }
                 Err(e) => {
                     self.metrics.consumer_error(ConsumerError::Watermarks);
-                    tracing::warn!(partition = p, error = %e, "cannot read end offset");
+                    tracing::warn!(partition = p.0, error = %e, "cannot read end offset");
                     // The broker is likely away: try again next round, not once per partition.
                     return;
                 }

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
-use rdkafka::topic_partition_list::Offset;
+use rdkafka::topic_partition_list::Offset as KafkaOffset;
 
+use crate::log_position::{Offset, Partition};
 use crate::metrics::{ConsumerError, Metrics};
 use crate::progress::Readiness;
 use crate::shutdown::Shutdown;
@@ -37,7 +38,7 @@ pub(super) enum Handoff {
     /// carries the consumer's own next offsets, read right after the empty poll: they may lie
     /// past the last message handed over (a transaction marker at the end of a partition is never
     /// delivered as a message), and no message below them is still on its way.
-    Idle(Vec<(i32, i64)>),
+    Idle(Vec<(Partition, Offset)>),
 }
 
 /// Messages copied out of librdkafka, in delivery order.
@@ -49,8 +50,8 @@ pub(super) struct Batch {
 
 #[derive(Clone)]
 struct Record {
-    partition: i32,
-    offset: i64,
+    partition: Partition,
+    offset: Offset,
     payload: Range<usize>,
     /// `None`: the message had no key.
     key: Option<Range<usize>>,
@@ -58,8 +59,8 @@ struct Record {
 
 /// One message of a [`Batch`].
 pub(super) struct Fetched<'a> {
-    pub partition: i32,
-    pub offset: i64,
+    pub partition: Partition,
+    pub offset: Offset,
     pub payload: &'a [u8],
     pub key: Option<&'a [u8]>,
 }
@@ -78,7 +79,7 @@ impl Batch {
         self.records.clear();
     }
 
-    fn push(&mut self, partition: i32, offset: i64, payload: &[u8], key: Option<&[u8]>) {
+    fn push(&mut self, partition: Partition, offset: Offset, payload: &[u8], key: Option<&[u8]>) {
         let payload = self.append(payload);
         let key = key.map(|k| self.append(k));
         self.records.push(Record {
@@ -140,8 +141,8 @@ impl Fetcher {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(m)) => batch.push(
-                    m.partition(),
-                    m.offset(),
+                    Partition(m.partition()),
+                    Offset(m.offset()),
                     m.payload().unwrap_or_default(),
                     m.key(),
                 ),
@@ -155,7 +156,7 @@ impl Fetcher {
         }
     }
 
-    fn consumer_positions(&self) -> Vec<(i32, i64)> {
+    fn consumer_positions(&self) -> Vec<(Partition, Offset)> {
         if self.readiness.is_ready() {
             return Vec::new();
         }
@@ -165,7 +166,7 @@ impl Fetcher {
         tpl.elements()
             .iter()
             .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
+                KafkaOffset::Offset(o) => Some((Partition(e.partition()), Offset(o))),
                 _ => None,
             })
             .collect()
@@ -179,9 +180,10 @@ mod tests {
     #[test]
     fn a_batch_gives_back_each_message_as_pushed() {
         let mut b = Batch::default();
-        b.push(3, 10, b"{\"a\":1}", Some(b"k1"));
-        b.push(0, 7, b"", None);
-        b.push(3, 11, b"xyz", Some(b""));
+        let (p0, p3) = (Partition(0), Partition(3));
+        b.push(p3, Offset(10), b"{\"a\":1}", Some(b"k1"));
+        b.push(p0, Offset(7), b"", None);
+        b.push(p3, Offset(11), b"xyz", Some(b""));
         let got: Vec<_> = b
             .messages()
             .map(|m| {
@@ -196,9 +198,9 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (3, 10, b"{\"a\":1}".to_vec(), Some(b"k1".to_vec())),
-                (0, 7, Vec::new(), None),
-                (3, 11, b"xyz".to_vec(), Some(Vec::new())),
+                (p3, Offset(10), b"{\"a\":1}".to_vec(), Some(b"k1".to_vec())),
+                (p0, Offset(7), Vec::new(), None),
+                (p3, Offset(11), b"xyz".to_vec(), Some(Vec::new())),
             ]
         );
         b.clear();

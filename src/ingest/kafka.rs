@@ -6,6 +6,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 
+use crate::log_position::Partition;
+
 /// Which client a configuration is for. Each starts from the same base (brokers, the
 /// operator's properties) and adds only what its role needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +64,7 @@ pub fn partitions(
     consumer: &BaseConsumer,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<i32>, KafkaError> {
+) -> Result<Vec<Partition>, KafkaError> {
     let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(Vec::new());
@@ -70,7 +72,7 @@ pub fn partitions(
     if t.error().is_some() {
         return Ok(Vec::new());
     }
-    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    let mut ids: Vec<Partition> = t.partitions().iter().map(|p| Partition(p.id())).collect();
     ids.sort_unstable();
     Ok(ids)
 }

@@ -32,6 +32,7 @@ use rdkafka::error::KafkaError;
 
 use crate::events::{Decoder, TenantFilter};
 use crate::fold::Store;
+use crate::log_position::{Offset, Partition};
 use crate::metrics::Metrics;
 use crate::progress::{Changes, Positions, Readiness};
 use crate::shutdown::Shutdown;
@@ -69,8 +70,27 @@ pub struct IngestConfig {
     pub tenants: TenantFilter,
 }
 
-/// The latest known `(low, end)` offsets per partition.
-type Ends = Arc<Mutex<BTreeMap<i32, (i64, i64)>>>;
+/// The offsets a partition's log spans, as the broker last reported them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bounds {
+    /// The earliest offset still in the log (retention deletes below it).
+    low: Offset,
+    /// The offset the next message written will get (one past the last).
+    end: Offset,
+}
+
+impl Bounds {
+    /// From librdkafka's `fetch_watermarks` answer.
+    fn from_watermarks((low, high): (i64, i64)) -> Bounds {
+        Bounds {
+            low: Offset(low),
+            end: Offset(high),
+        }
+    }
+}
+
+/// The latest known bounds per partition.
+type Ends = Arc<Mutex<BTreeMap<Partition, Bounds>>>;
 
 /// Batches in flight between the fetcher and the worker: enough to keep both busy, few enough
 /// that a stop does not wait on a long queue.
@@ -220,12 +240,13 @@ fn spawn<T: Send + 'static>(
 fn publish_progress(
     metrics: &Metrics,
     positions: &Positions,
-    ends: &Mutex<BTreeMap<i32, (i64, i64)>>,
-    only: Option<&[i32]>,
+    ends: &Mutex<BTreeMap<Partition, Bounds>>,
+    only: Option<&[Partition]>,
 ) {
-    for (&p, &(low, end)) in lock(ends).iter() {
+    for (&p, bounds) in lock(ends).iter() {
         if only.is_none_or(|o| o.binary_search(&p).is_ok()) {
-            metrics.partition_progress(p, positions.get(&p).copied(), low, end);
+            let next = positions.get(&p).map(|o| o.0);
+            metrics.partition_progress(p.0, next, bounds.low.0, bounds.end.0);
         }
     }
 }

@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::{Offset as KafkaOffset, TopicPartitionList};
 
 use super::dead_letter::{DeadLetters, Origin};
 use super::fetch::{Batch, Handoff};
-use super::{kafka, Ends, IngestConfig};
-use crate::clock::now_ms;
+use super::{kafka, Bounds, Ends, IngestConfig};
+use crate::clock::{now_ms, EpochMs};
 use crate::events::ids::TaskKey;
 use crate::events::{Decoder, Rejection};
 use crate::fold::{Applied, Store};
+use crate::log_position::{Offset, Partition};
 use crate::metrics::{ConsumerError, IngestCounters, Metrics};
 use crate::progress::{Changes, Positions, Readiness};
 use crate::shutdown::Shutdown;
@@ -47,11 +48,11 @@ pub(super) struct Worker {
     /// Next offset to apply per partition.
     pub positions: Positions,
     /// End offsets seen at start: caught up once every partition reaches its target.
-    pub targets: BTreeMap<i32, i64>,
-    /// Latest known (low, end) offsets, kept fresh by the end-offsets thread.
+    pub targets: BTreeMap<Partition, CatchUp>,
+    /// Latest known bounds of each partition's log, kept fresh by the end-offsets thread.
     pub ends: Ends,
     /// The partitions the last batch moved, sorted (reused from batch to batch).
-    pub touched: Vec<i32>,
+    pub touched: Vec<Partition>,
     /// Tasks already named in a log line for hitting a state limit (bounded: see `note_limit`).
     pub limit_logged: RefCell<HashSet<TaskKey>>,
 }
@@ -59,6 +60,38 @@ pub(super) struct Worker {
 /// Tasks named individually in "limit reached" log lines; past that, the rate-limited
 /// rejection line of the dead letters still counts them.
 const LIMIT_LOG_TASKS: usize = 1000;
+
+/// How far one partition must be read before the replica is ready: its end when it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CatchUp {
+    /// The end offset could not be read: wait for it (asked again while idle) rather than
+    /// declaring readiness on a guess.
+    EndUnknown,
+    /// Nothing to read: the partition is empty, or all its messages are deleted.
+    Nothing,
+    /// Caught up once the position reaches this offset.
+    To(Offset),
+}
+
+impl CatchUp {
+    /// The target for a partition whose log spans `bounds` at start.
+    fn of(bounds: Bounds) -> CatchUp {
+        // An end at or below offset 0 has nothing below it either, whatever `low` says.
+        if bounds.end <= bounds.low || bounds.end.0 <= 0 {
+            CatchUp::Nothing
+        } else {
+            CatchUp::To(bounds.end)
+        }
+    }
+
+    fn reached_by(self, position: Option<Offset>) -> bool {
+        match self {
+            CatchUp::EndUnknown => false,
+            CatchUp::Nothing => true,
+            CatchUp::To(end) => position.is_some_and(|pos| pos >= end),
+        }
+    }
+}
 
 impl Worker {
     pub fn run(mut self) -> Positions {
@@ -112,7 +145,7 @@ impl Worker {
 
     /// Waits until the topic exists and has partitions (the broker may still be starting).
     /// `None`: asked to stop first.
-    fn wait_for_topic(&self) -> Option<Vec<i32>> {
+    fn wait_for_topic(&self) -> Option<Vec<Partition>> {
         let topic = &self.config.topic;
         loop {
             match kafka::partitions(&self.consumer, topic, METADATA_TIMEOUT) {
@@ -132,15 +165,15 @@ impl Worker {
     /// Idle but not caught up: the end may be a transaction marker, which is never delivered as
     /// a message (librdkafka's position moves past it), or an end offset could not be read at
     /// start: ask again.
-    fn retry_readiness(&mut self, consumer_positions: &[(i32, i64)]) {
+    fn retry_readiness(&mut self, consumer_positions: &[(Partition, Offset)]) {
         for &(partition, offset) in consumer_positions {
             let cur = self.positions.entry(partition).or_insert(offset);
             *cur = (*cur).max(offset);
         }
-        let unknown: Vec<i32> = self
+        let unknown: Vec<Partition> = self
             .targets
             .iter()
-            .filter(|(_, &t)| t == i64::MAX)
+            .filter(|(_, &t)| t == CatchUp::EndUnknown)
             .map(|(&p, _)| p)
             .collect();
         if !unknown.is_empty() {
@@ -150,12 +183,12 @@ impl Worker {
         self.check_caught_up();
     }
 
-    fn discover_partitions(&mut self, known: &mut Vec<i32>) {
+    fn discover_partitions(&mut self, known: &mut Vec<Partition>) {
         let Ok(now) = kafka::partitions(&self.consumer, &self.config.topic, METADATA_TIMEOUT)
         else {
             return;
         };
-        let new: Vec<i32> = now.iter().copied().filter(|p| !known.contains(p)).collect();
+        let new: Vec<Partition> = now.iter().copied().filter(|p| !known.contains(p)).collect();
         if !new.is_empty() {
             tracing::info!(?new, "new partitions; reading them from the beginning");
             self.assign(&new, true);
@@ -163,19 +196,19 @@ impl Worker {
         }
     }
 
-    fn offset_for(&self, partition: i32) -> Offset {
+    fn offset_for(&self, partition: Partition) -> KafkaOffset {
         match self.positions.get(&partition) {
-            Some(&o) if o >= 0 => Offset::Offset(o),
-            _ => Offset::Beginning,
+            Some(&Offset(o)) if o >= 0 => KafkaOffset::Offset(o),
+            _ => KafkaOffset::Beginning,
         }
     }
 
     /// Assigns `partitions` at their positions: all of them at start, or `more` later.
-    fn assign(&mut self, partitions: &[i32], more: bool) {
+    fn assign(&mut self, partitions: &[Partition], more: bool) {
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
-            if let Err(e) = tpl.add_partition_offset(&self.config.topic, p, self.offset_for(p)) {
-                tracing::error!(partition = p, error = %e, "cannot add partition to assignment");
+            if let Err(e) = tpl.add_partition_offset(&self.config.topic, p.0, self.offset_for(p)) {
+                tracing::error!(partition = p.0, error = %e, "cannot add partition to assignment");
             }
         }
         let result = if more {
@@ -192,51 +225,49 @@ impl Worker {
     /// Reads every partition's offsets at start: the end offsets become the readiness targets,
     /// and a stored position below the log's start (retention deleted it) moves to the earliest
     /// offset here rather than being left to the broker's reset policy.
-    fn read_start_offsets(&mut self, partitions: &[i32]) {
+    fn read_start_offsets(&mut self, partitions: &[Partition]) {
         for &p in partitions {
             match self
                 .consumer
-                .fetch_watermarks(&self.config.topic, p, METADATA_TIMEOUT)
+                .fetch_watermarks(&self.config.topic, p.0, METADATA_TIMEOUT)
             {
-                Ok((low, high)) => {
-                    super::lock(&self.ends).insert(p, (low, high));
-                    self.check_stored_position(p, low, high);
-                    // An empty partition, or one whose messages are all deleted, has nothing
-                    // to catch up with.
-                    self.targets.insert(p, if high <= low { 0 } else { high });
+                Ok(watermarks) => {
+                    let bounds = Bounds::from_watermarks(watermarks);
+                    super::lock(&self.ends).insert(p, bounds);
+                    self.check_stored_position(p, bounds);
+                    self.targets.insert(p, CatchUp::of(bounds));
                 }
                 Err(e) => {
                     self.metrics.consumer_error(ConsumerError::Watermarks);
-                    // Unknown end: wait for it rather than declaring readiness on a guess.
-                    self.targets.insert(p, i64::MAX);
-                    tracing::warn!(partition = p, error = %e, "cannot read end offset");
+                    self.targets.insert(p, CatchUp::EndUnknown);
+                    tracing::warn!(partition = p.0, error = %e, "cannot read end offset");
                 }
             }
         }
         self.publish();
     }
 
-    fn check_stored_position(&mut self, p: i32, low: i64, high: i64) {
+    fn check_stored_position(&mut self, p: Partition, bounds: Bounds) {
         let Some(&pos) = self.positions.get(&p) else {
             return;
         };
-        if pos < low {
+        if pos < bounds.low {
             tracing::warn!(
-                partition = p,
-                stored = pos,
-                earliest = low,
+                partition = p.0,
+                stored = pos.0,
+                earliest = bounds.low.0,
                 "stored offset no longer in the log; reading from the earliest"
             );
-            self.positions.insert(p, low);
-        } else if pos > high {
+            self.positions.insert(p, bounds.low);
+        } else if pos > bounds.end {
             // Either the topic was recreated, or the broker reports its end short (tansu 0.6
             // leaves out the last batch). Keep the position: if the broker answers "out of
             // range", librdkafka resets to the earliest offset (auto.offset.reset) and the log
             // is read again, which the idempotent fold makes safe.
             tracing::warn!(
-                partition = p,
-                stored = pos,
-                end = high,
+                partition = p.0,
+                stored = pos.0,
+                end = bounds.end.0,
                 "stored offset beyond the reported end of the log"
             );
         }
@@ -252,7 +283,7 @@ impl Worker {
         let now = now_ms();
         // librdkafka delivers a partition's messages in runs: note a run's end once, not every
         // message's offset (a map insert per event shows in the profile).
-        let mut run: Option<(i32, i64)> = None;
+        let mut run: Option<(Partition, Offset)> = None;
         self.touched.clear();
         for msg in batch.messages() {
             if let Err(reason) = self.fold(msg.payload, now) {
@@ -269,9 +300,9 @@ impl Worker {
                 }
             }
             match &mut run {
-                Some((p, next)) if *p == msg.partition => *next = msg.offset + 1,
+                Some((p, next)) if *p == msg.partition => *next = msg.offset.after(),
                 _ => {
-                    if let Some((p, next)) = run.replace((msg.partition, msg.offset + 1)) {
+                    if let Some((p, next)) = run.replace((msg.partition, msg.offset.after())) {
                         self.positions.insert(p, next);
                         self.touched.push(p);
                     }
@@ -291,7 +322,7 @@ impl Worker {
     }
 
     /// Decodes and folds one message, counting what happened to it.
-    fn fold(&self, payload: &[u8], now: i64) -> Result<(), Rejection> {
+    fn fold(&self, payload: &[u8], now: EpochMs) -> Result<(), Rejection> {
         let c = &self.counters;
         c.consumed.inc();
         let event = self
@@ -350,9 +381,10 @@ impl Worker {
         if self.readiness.is_ready() {
             return;
         }
-        let caught_up = self.targets.iter().all(|(p, &target)| {
-            target <= 0 || self.positions.get(p).is_some_and(|&pos| pos >= target)
-        });
+        let caught_up = self
+            .targets
+            .iter()
+            .all(|(p, target)| target.reached_by(self.positions.get(p).copied()));
         if caught_up && !self.targets.is_empty() {
             tracing::info!(
                 tasks = self.store.tasks_tracked(),
@@ -381,5 +413,39 @@ impl Worker {
                 published.insert(*p, next);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(low: i64, end: i64) -> Bounds {
+        Bounds::from_watermarks((low, end))
+    }
+
+    #[test]
+    fn a_partition_with_messages_is_caught_up_at_its_end() {
+        let target = CatchUp::of(bounds(3, 10));
+        assert_eq!(target, CatchUp::To(Offset(10)));
+        assert!(!target.reached_by(None));
+        assert!(!target.reached_by(Some(Offset(9))));
+        assert!(target.reached_by(Some(Offset(10))));
+        assert!(target.reached_by(Some(Offset(11))));
+    }
+
+    #[test]
+    fn an_empty_or_emptied_partition_has_nothing_to_catch_up_with() {
+        for (low, end) in [(0, 0), (7, 7), (8, 7), (-1, -1)] {
+            let target = CatchUp::of(bounds(low, end));
+            assert_eq!(target, CatchUp::Nothing, "low {low}, end {end}");
+            assert!(target.reached_by(None));
+        }
+    }
+
+    #[test]
+    fn an_unknown_end_is_never_reached() {
+        assert!(!CatchUp::EndUnknown.reached_by(None));
+        assert!(!CatchUp::EndUnknown.reached_by(Some(Offset(i64::MAX))));
     }
 }

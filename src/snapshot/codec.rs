@@ -22,7 +22,9 @@ use crate::events::ids::TaskKey;
 use crate::events::{CallKey, CallState};
 use std::collections::HashMap;
 
+use crate::clock::EpochMs;
 use crate::fold::{FailCodeId, FailCodes, Plan, RestoredCall, Store};
+use crate::log_position::{Offset, Partition};
 use crate::progress::Positions;
 
 const MAGIC: &[u8; 8] = b"RSTSNAP\0";
@@ -49,9 +51,9 @@ pub enum DecodeError {
 /// What a snapshot says besides the tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    pub created_ms: i64,
+    pub created_ms: EpochMs,
     pub topic: String,
-    pub watermark: i64,
+    pub watermark: EpochMs,
     pub calls_expired_total: u64,
     pub positions: Positions,
     /// The failure causes the calls refer to, by index (empty in version 1).
@@ -61,7 +63,7 @@ pub struct Header {
 /// Encodes the store. `positions` must be read *before* calling this: the state then covers at
 /// least every event below them (it may hold later ones too, which replay as no-ops because the
 /// fold is idempotent).
-pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64) -> Vec<u8> {
+pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: EpochMs) -> Vec<u8> {
     let watermark = store.watermark();
     let mut body = Vec::with_capacity(256);
     put_i64(&mut body, created_ms);
@@ -69,7 +71,7 @@ pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64
     put_i64(&mut body, watermark);
     put_varint(&mut body, store.calls_expired_total());
     put_varint(&mut body, positions.len() as u64);
-    for (&p, &o) in positions {
+    for (&Partition(p), &Offset(o)) in positions {
         put_zigzag(&mut body, i64::from(p));
         put_zigzag(&mut body, o);
     }
@@ -93,7 +95,7 @@ pub fn encode(store: &Store, positions: &Positions, topic: &str, created_ms: i64
 }
 
 /// The tasks part of the body, and the failure causes it refers to (by index).
-fn encode_tasks(store: &Store, watermark: i64) -> (Vec<u8>, Vec<String>) {
+fn encode_tasks(store: &Store, watermark: EpochMs) -> (Vec<u8>, Vec<String>) {
     let mut body = Vec::with_capacity(64 + store.calls_tracked() as usize * 18);
     // Snapshot index of each interned cause met, in the order met.
     let mut index: HashMap<FailCodeId, u64> = HashMap::new();
@@ -187,7 +189,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, Reader<'_>), DecodeError> {
     let mut positions = Positions::new();
     for _ in 0..n {
         let p = i32::try_from(r.zigzag()?).map_err(|_| DecodeError::Body("partition"))?;
-        positions.insert(p, r.zigzag()?);
+        positions.insert(Partition(p), Offset(r.zigzag()?));
     }
     let mut fail_codes = Vec::new();
     if version >= 2 {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, EpochMs};
 use crate::fold::Store;
 use crate::metrics::Metrics;
 use crate::progress::Positions;
@@ -94,7 +94,7 @@ impl SnapshotDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&self.dir)(e)),
         };
-        let mut files: Vec<(i64, PathBuf)> = entries
+        let mut files: Vec<(EpochMs, PathBuf)> = entries
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
@@ -127,7 +127,7 @@ impl SnapshotDir {
                     .to_str()?
                     .strip_prefix(PREFIX)?
                     .strip_suffix(SUFFIX)?
-                    .parse::<i64>()
+                    .parse::<EpochMs>()
                     .ok()
             })
             .unwrap_or(0);
@@ -141,7 +141,7 @@ impl SnapshotDir {
         store: &Store,
         positions: &Positions,
         topic: &str,
-        created: i64,
+        created: EpochMs,
     ) -> Result<Written, SnapshotError> {
         let started = Instant::now();
         let bytes = codec::encode(store, positions, topic, created);

@@ -4,9 +4,13 @@ use super::*;
 use crate::events::ids::TaskKey;
 use crate::events::CallState;
 use crate::fold::testing::*;
+use crate::log_position::{Offset, Partition};
 
 fn positions(pairs: &[(i32, i64)]) -> Positions {
-    pairs.iter().copied().collect()
+    pairs
+        .iter()
+        .map(|&(p, o)| (Partition(p), Offset(o)))
+        .collect()
 }
 
 fn restored(dir: &SnapshotDir, topic: &str) -> (Store, Option<Restored>) {
@@ -296,7 +300,7 @@ proptest! {
         let restarted = store();
         let (header, reader) = codec::read_header(&bytes).expect("valid");
         codec::restore_into(&header, reader, &restarted).expect("restored");
-        let from = header.positions[&0] as usize;
+        let from = header.positions[&Partition(0)].0 as usize;
         for e in &log[from..] {
             restarted.apply(e, FAR_FUTURE);
         }

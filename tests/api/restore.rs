@@ -5,6 +5,7 @@ use std::time::Duration;
 use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, CallState, Decoder};
 use realstat::fold::{Calendar, Store};
+use realstat::log_position::{Offset, Partition};
 use realstat::snapshot::SnapshotDir;
 
 use crate::support::*;
@@ -40,7 +41,7 @@ async fn offsets_beyond_the_end_of_the_log_are_read_again_from_the_start() {
         old.apply(&decoder.decode(e.as_bytes()).expect("valid"), now_ms());
     }
     SnapshotDir::new(&settings.snapshot.dir, 3)
-        .write(&old, &[(0, 1000)].into_iter().collect(), "events")
+        .write(&old, &[(Partition(0), Offset(1000))].into(), "events")
         .expect("snapshot written");
 
     let app = spawn_app(settings, dir).await;
