@@ -125,7 +125,8 @@ impl Application {
             &keys,
             &metrics,
             &readiness,
-            (changes, shutdown.clone()),
+            changes,
+            shutdown.clone(),
         );
         let admin_state = AdminState {
             store: store.clone(),
@@ -325,7 +326,8 @@ fn api_state(
     keys: &Keys,
     metrics: &Arc<Metrics>,
     readiness: &Arc<Readiness>,
-    (changes, shutdown): (Arc<Changes>, Shutdown),
+    changes: Arc<Changes>,
+    shutdown: Shutdown,
 ) -> ApiState {
     let auth = &settings.auth;
     ApiState {

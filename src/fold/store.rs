@@ -285,15 +285,14 @@ impl TaskState {
     }
 
     /// Applies one call event whose day is inside the retention window (`Store::apply` checks).
-    /// `fail_code` is the event's cause when it is FAILED, else none.
-    fn apply_call(
-        &mut self,
-        key: CallKey,
-        (state, fail_code): (CallState, FailCodeId),
-        ts: i64,
-        day: Day,
-        ctx: &ApplyContext,
-    ) -> (Applied, i64) {
+    fn apply_call(&mut self, fact: CallFact, ctx: &ApplyContext) -> (Applied, i64) {
+        let CallFact {
+            key,
+            state,
+            fail_code,
+            ts,
+            day,
+        } = fact;
         use std::collections::hash_map::Entry;
         let stale = |last_ts: i64| ctx.watermark.saturating_sub(last_ts) > ctx.stale_after_ms;
         let full = self.calls.len() >= ctx.max_calls;
@@ -351,6 +350,17 @@ impl TaskState {
         bucket.plan = Some(plan);
         Applied::Changed
     }
+}
+
+/// What one CALL event says about its call: the event's day (of its `ts`) and, when FAILED, its
+/// interned cause (else none).
+#[derive(Debug, Clone, Copy)]
+struct CallFact {
+    key: CallKey,
+    state: CallState,
+    fail_code: FailCodeId,
+    ts: i64,
+    day: Day,
 }
 
 struct ApplyContext<'a> {
@@ -474,8 +484,14 @@ impl Store {
                     codes: &self.fail_codes,
                 };
                 let code = self.fail_codes.of_event(state, fail_code);
-                let (applied, calls_delta) =
-                    task.apply_call(call, (state, code), event.ts, day, &ctx);
+                let fact = CallFact {
+                    key: call,
+                    state,
+                    fail_code: code,
+                    ts: event.ts,
+                    day,
+                };
+                let (applied, calls_delta) = task.apply_call(fact, &ctx);
                 if calls_delta != 0 {
                     self.calls_tracked.fetch_add(calls_delta, Ordering::Relaxed);
                 }
