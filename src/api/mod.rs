@@ -30,6 +30,7 @@ use crate::events::TenantFilter;
 use crate::fold::Store;
 use crate::metrics::{AuthRefusal, Metrics};
 use crate::progress::Readiness;
+use crate::result_code::ResultCode;
 use response::{ApiError, Realstatistic};
 
 /// An actix route for `handle` (an `async fn(&HttpRequest, web::Payload, &ApiState) ->
@@ -149,7 +150,7 @@ where
     let metrics = state.metrics.clone();
     let outcome = route(req, payload, state).instrument(span.clone()).await;
     let (status, code) = match &outcome {
-        Ok(_) => (200, response::SUCCESS),
+        Ok(_) => (200, ResultCode::Success),
         Err(e) => (e.status.as_u16(), e.code),
     };
     metrics.request_answered(status, code, started.elapsed().as_secs_f64());
@@ -158,9 +159,9 @@ where
         Err(e) => {
             let _in_request = span.enter();
             if e.status.is_server_error() {
-                tracing::warn!(status, code, reason = %e.desc, "request failed");
+                tracing::warn!(status, code = code.as_str(), reason = %e.desc, "request failed");
             } else {
-                tracing::debug!(status, code, reason = %e.desc, "request refused");
+                tracing::debug!(status, code = code.as_str(), reason = %e.desc, "request refused");
             }
             e.into_response()
         }
@@ -250,7 +251,7 @@ pub(crate) async fn admit(
     };
 
     let key = authenticate(req, &body, state).map_err(|e| {
-        state.metrics.auth_refused(AuthRefusal::Signature(e));
+        state.metrics.auth_refused(e.category());
         if let Some(ip) = client {
             if state.lockout.record_failure(ip) {
                 tracing::warn!(client = %ip, "address locked after repeated authentication failures");

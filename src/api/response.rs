@@ -11,11 +11,10 @@ use super::request::InvalidRequest;
 use crate::auth::AuthError;
 use crate::fold::{Percent, TaskStats};
 
-pub const SUCCESS: &str = "0100000";
-pub const INVOCATION_FAILED: &str = "0100001";
-pub const INVALID_PARAMETER: &str = "0100002";
-pub const UNKNOWN_ERROR: &str = "0100999";
-pub const INSUFFICIENT_PERMISSION: &str = "0101003";
+use crate::result_code::ResultCode::{
+    self, InsufficientPermission as INSUFFICIENT_PERMISSION, InvalidParameter as INVALID_PARAMETER,
+    InvocationFailed as INVOCATION_FAILED, Success as SUCCESS, UnknownError as UNKNOWN_ERROR,
+};
 
 const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
@@ -154,7 +153,7 @@ pub fn rows_response(rows: impl ExactSizeIterator<Item = Row>) -> HttpResponse {
 fn success_opening(capacity: usize, desc_opens: char) -> String {
     let mut body = String::with_capacity(capacity);
     body.push_str(r#"{"resultCode":""#);
-    body.push_str(SUCCESS);
+    body.push_str(SUCCESS.as_str());
     body.push_str(r#"","resultDesc":"#);
     body.push(desc_opens);
     body
@@ -170,7 +169,7 @@ fn ok_json(body: String) -> HttpResponse {
 #[derive(Debug, Serialize)]
 pub struct Success<T: Serialize> {
     #[serde(rename = "resultCode")]
-    result_code: &'static str,
+    result_code: ResultCode,
     #[serde(rename = "resultDesc")]
     result_desc: T,
 }
@@ -192,7 +191,7 @@ impl<T: Serialize> Success<T> {
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ResultCode,
     pub desc: Cow<'static, str>,
     /// The `Allow` header of a 405.
     allow: &'static str,
@@ -201,13 +200,13 @@ pub struct ApiError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     #[serde(rename = "resultCode")]
-    result_code: &'a str,
+    result_code: ResultCode,
     #[serde(rename = "resultDesc")]
     result_desc: &'a str,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, desc: impl Into<Cow<'static, str>>) -> Self {
+    fn new(status: StatusCode, code: ResultCode, desc: impl Into<Cow<'static, str>>) -> Self {
         ApiError {
             status,
             code,

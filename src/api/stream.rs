@@ -98,7 +98,7 @@ impl StreamLimits {
         }
         *total += 1;
         per_key.insert(ak.to_owned(), mine + 1);
-        self.metrics.streams_open.inc();
+        self.metrics.stream_opened();
         Some(Slot {
             limits: self.clone(),
             ak: ak.to_owned(),
@@ -132,7 +132,7 @@ impl Drop for Slot {
                 per_key.remove(&self.ak);
             }
         }
-        self.limits.metrics.streams_open.dec();
+        self.limits.metrics.stream_closed();
     }
 }
 
@@ -156,10 +156,7 @@ pub(crate) async fn handle(
     actix_web::rt::spawn(async move {
         let end = feed.run().await;
         tracing::debug!(reason = end.label(), "stream ended");
-        metrics
-            .streams_ended
-            .with_label_values(&[end.label()])
-            .inc();
+        metrics.stream_ended(end);
         drop(slot);
     });
     Ok(HttpResponse::Ok()
@@ -240,6 +237,6 @@ mod tests {
         let a3 = limits.try_open("a").expect("a place was given back");
         drop((a2, a3, b1));
         assert_eq!(limits.open(), 0);
-        assert_eq!(limits.metrics.streams_open.get(), 0);
+        assert_eq!(limits.metrics.streams_open(), 0);
     }
 }
