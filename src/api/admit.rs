@@ -345,3 +345,73 @@ fn authenticate(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use actix_web::error::PayloadError;
+
+    use super::*;
+
+    /// A body that arrives as these chunks; `None` is a wait that never ends.
+    struct Chunks(VecDeque<Option<Result<Bytes, PayloadError>>>);
+
+    impl Stream for Chunks {
+        type Item = Result<Bytes, PayloadError>;
+
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            match self.0.pop_front() {
+                Some(Some(chunk)) => Poll::Ready(Some(chunk)),
+                Some(None) => {
+                    self.0.push_front(None);
+                    Poll::Pending
+                }
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    async fn read(chunks: Vec<Option<Result<Bytes, PayloadError>>>) -> Result<Bytes, ApiError> {
+        let payload: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
+            Box::pin(Chunks(chunks.into()));
+        let mut body = BodyRead::new(Payload::Stream { payload });
+        std::future::poll_fn(|cx| body.poll_body(cx, Duration::from_millis(50))).await
+    }
+
+    fn chunk(text: &'static str) -> Option<Result<Bytes, PayloadError>> {
+        Some(Ok(Bytes::from_static(text.as_bytes())))
+    }
+
+    #[actix_web::test]
+    async fn bodies_are_read_whole_and_within_bounds() {
+        // One chunk is the body itself, not a copy.
+        let one = Bytes::from_static(b"{\"vdn\":92}");
+        let read_one = read(vec![Some(Ok(one.clone()))]).await.expect("read");
+        assert_eq!(read_one.as_ptr(), one.as_ptr());
+        assert_eq!(read(vec![]).await, Ok(Bytes::new()));
+        let several = vec![chunk("{\"vdn\""), chunk(""), chunk(":92"), chunk("}")];
+        assert_eq!(read(several).await, Ok(Bytes::from_static(b"{\"vdn\":92}")));
+
+        let half = "x".repeat(MAX_BODY_BYTES / 2);
+        let half: &'static str = Box::leak(half.into_boxed_str());
+        assert_eq!(
+            read(vec![chunk(half), chunk(half)]).await.map(|b| b.len()),
+            Ok(MAX_BODY_BYTES)
+        );
+        assert_eq!(
+            read(vec![chunk(half), chunk(half), chunk("x")]).await,
+            Err(ApiError::TooLarge)
+        );
+        let broken = Some(Err(PayloadError::Incomplete(None)));
+        assert_eq!(
+            read(vec![chunk("{"), broken]).await,
+            Err(ApiError::BodyUnreadable)
+        );
+        assert_eq!(
+            read(vec![chunk("{"), None]).await,
+            Err(ApiError::BodyTimeout)
+        );
+    }
+}

@@ -137,10 +137,9 @@ where
     let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", request_id = id);
     let started = Instant::now();
-    let answer = {
-        let _in_request = span.enter();
-        srv.call(req)
-    };
+    // Calling the service only builds the handler's future; the checks run when it is polled,
+    // inside the span.
+    let answer = srv.call(req);
     async move {
         let mut res = answer.instrument(span.clone()).await?;
         let status = res.status();
