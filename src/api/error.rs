@@ -47,9 +47,9 @@ pub enum ApiError {
     BodyUnreadable,
     /// The text names the category only (the verifier's texts say nothing of the key, and one
     /// text serves both an unknown key and a wrong signature).
-    #[error("{0}")]
+    #[error(transparent)]
     Unauthorized(AuthError),
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] InvalidRequest),
     #[error("Insufficient permission")]
     Forbidden,
