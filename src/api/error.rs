@@ -124,8 +124,11 @@ impl ResponseError for ApiError {
         let mut resp = match serde_json::to_vec(self) {
             Ok(bytes) => HttpResponse::build(status).body(bytes),
             // Serializing these plain values cannot fail; answer as the table says if it does.
-            Err(_) => HttpResponse::InternalServerError()
-                .body(r#"{"resultCode":"0100999","resultDesc":"Unknown error"}"#),
+            Err(_) => HttpResponse::InternalServerError().body(format!(
+                r#"{{"resultCode":"{}","resultDesc":"{}"}}"#,
+                ApiError::Internal.code(),
+                ApiError::Internal
+            )),
         };
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
