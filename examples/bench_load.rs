@@ -46,6 +46,7 @@ use realstat::dev::embedded::EmbeddedKafka;
 use realstat::dev::simulate::SimulateOptions;
 use realstat::ingest::kafka::{self, Role};
 use realstat::log_position;
+use realstat::metrics::Effect;
 use realstat::snapshot::SnapshotDir;
 use realstat::startup::Application;
 
@@ -554,7 +555,7 @@ fn fold(o: &Opts) {
         let (app, ready) = start_app_at(settings, started).await;
         // A broker may report end offsets short of the real end (tansu 0.6 reports the base
         // offset of the last batch): then "ready" comes early, so also wait for every event.
-        while app.metrics.events_consumed.get() < n {
+        while app.metrics.events_consumed() < n {
             assert!(
                 started.elapsed() < Duration::from_secs(900),
                 "not all events consumed after 15 minutes"
@@ -569,17 +570,9 @@ fn fold(o: &Opts) {
                 took.as_secs_f64()
             ));
         }
-        let consumed = app.metrics.events_consumed.get();
-        let changed = app
-            .metrics
-            .events_applied
-            .with_label_values(&["changed"])
-            .get();
-        let unchanged = app
-            .metrics
-            .events_applied
-            .with_label_values(&["unchanged"])
-            .get();
+        let consumed = app.metrics.events_consumed();
+        let changed = app.metrics.events_applied(Effect::Changed);
+        let unchanged = app.metrics.events_applied(Effect::Unchanged);
         let secs = took.as_secs_f64();
         info(format!(
             "realstat: ready after {secs:.2} s; consumed {consumed} (changed {changed}, unchanged {unchanged}, rejected {}), {} tasks, {} calls",

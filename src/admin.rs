@@ -8,7 +8,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpResponse};
 
 use crate::fold::Store;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ScrapeFacts};
 use crate::progress::Readiness;
 
 #[derive(Clone)]
@@ -18,11 +18,33 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
 }
 
+const LIVE: &str = "/health/live";
+const READY: &str = "/health/ready";
+const METRICS: &str = "/metrics";
+const OPENAPI: &str = "/openapi.yaml";
+
+/// Every path the admin listener serves (all GET). The router is built from this list, so what
+/// `realstat metrics list` and the deploy checks are told cannot drift from what is served.
+pub const ROUTES: &[&str] = &[LIVE, READY, METRICS, OPENAPI];
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics))
-        .route("/openapi.yaml", web::get().to(openapi));
+    for &path in ROUTES {
+        if let Some(route) = route(path) {
+            cfg.route(path, route);
+        }
+    }
+}
+
+/// The handler of one of the [`ROUTES`]; a test holds every route to having one.
+fn route(path: &str) -> Option<actix_web::Route> {
+    let get = web::get();
+    Some(match path {
+        LIVE => get.to(live),
+        READY => get.to(ready),
+        METRICS => get.to(metrics),
+        OPENAPI => get.to(openapi),
+        _ => return None,
+    })
 }
 
 /// The OpenAPI 3.0 description of the API and admin listeners, built into the binary so the
@@ -58,20 +80,15 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     // Gauges that are facts about the store are read at scrape time rather than kept in step.
-    let m = &state.metrics;
-    m.tasks_tracked.set(state.store.tasks_tracked() as i64);
-    m.calls_tracked.set(state.store.calls_tracked() as i64);
-    m.ready.set(i64::from(state.readiness.is_ready()));
-    let last = m
-        .snapshot_last_ms
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if last > 0 {
-        let age_ms = crate::clock::now_ms().saturating_sub(last).max(0);
-        m.snapshot_age.set(age_ms as f64 / 1000.0);
-    }
+    let text = state.metrics.scrape(ScrapeFacts {
+        tasks_tracked: state.store.tasks_tracked(),
+        calls_tracked: state.store.calls_tracked(),
+        ready: state.readiness.is_ready(),
+        now_ms: crate::clock::now_ms(),
+    });
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
-        .body(m.render())
+        .body(text)
 }
 
 #[cfg(test)]
@@ -86,7 +103,7 @@ mod tests {
             OPENAPI_YAML.lines().next()
         );
         assert!(OPENAPI_YAML.contains(&format!("\n  {}:\n", crate::api::PATH)));
-        for admin_path in ["/health/live", "/health/ready", "/metrics", "/openapi.yaml"] {
+        for admin_path in ROUTES {
             assert!(
                 OPENAPI_YAML.contains(&format!("\n  {admin_path}:\n")),
                 "{admin_path} is not documented"
@@ -97,13 +114,9 @@ mod tests {
     #[actix_web::test]
     async fn serves_the_openapi_document() {
         use actix_web::{test, App};
-        let app =
-            test::init_service(App::new().route("/openapi.yaml", web::get().to(openapi))).await;
-        let resp = test::call_service(
-            &app,
-            test::TestRequest::get().uri("/openapi.yaml").to_request(),
-        )
-        .await;
+        let app = test::init_service(App::new().configure(configure)).await;
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri(OPENAPI).to_request()).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(
             resp.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()),
@@ -111,5 +124,13 @@ mod tests {
         );
         let body = test::read_body(resp).await;
         assert_eq!(body, OPENAPI_YAML.as_bytes());
+    }
+
+    #[test]
+    fn every_route_has_its_handler() {
+        for path in ROUTES {
+            assert!(route(path).is_some(), "{path} has no handler");
+        }
+        assert!(route("/other").is_none());
     }
 }

@@ -9,6 +9,7 @@
 //! - [`snapshot`]: the store and its log positions on disk.
 //! - [`api`] and [`admin`]: the HTTP handlers; [`server`] runs them on their listeners;
 //!   [`wallboard`]: the supervisor page served beside the API.
+//! - [`result_code`]: the vendor's result codes, shared by `api`, `metrics` and the tools.
 //! - [`startup`], [`config`], [`shutdown`], [`cli`]: wiring.
 //! - [`dev`] (feature `dev`): the embedded demo, the simulator and the query client.
 
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod log_position;
 pub mod metrics;
 pub mod progress;
+pub mod result_code;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;

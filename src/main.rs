@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use realstat::cli::{schema, Cli, Command, ConfigCommand, SchemaFormat, ServeArgs};
+use realstat::cli::{schema, Cli, Command, ConfigCommand, MetricsCommand, SchemaFormat, ServeArgs};
 use realstat::config::Settings;
 use realstat::startup::Application;
 use realstat::telemetry::{self, LogFormat};
@@ -23,6 +23,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Config(ConfigCommand::Schema { format })) => {
             print_schema(format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Metrics(MetricsCommand::List)) => {
+            telemetry::out(json(&schema::admin()));
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "dev")]
@@ -59,11 +63,13 @@ fn chain(e: &dyn Error) -> String {
 
 fn print_schema(format: SchemaFormat) {
     match format {
-        SchemaFormat::Json => {
-            telemetry::out(serde_json::to_string_pretty(&schema::schema()).unwrap_or_default())
-        }
+        SchemaFormat::Json => telemetry::out(json(&schema::schema())),
         SchemaFormat::Markdown => telemetry::out(schema::markdown().trim_end()),
     }
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
 fn serve(args: &ServeArgs, matches: &ArgMatches) -> Result<ExitCode, Box<dyn Error>> {

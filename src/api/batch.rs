@@ -5,17 +5,16 @@
 //! each with the rules of `taskId`) instead of `taskId`. The rows are read in one pass over the
 //! store at one "today", in request order.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::request::{cc_id_and_vdn, object_text, InvalidRequest};
-use super::response::{rows_response, ApiError, Row};
-use super::{admit_json, today, ApiState};
+pub use super::request::MAX_TASKS;
+use super::request::{cc_id_and_vdn, object_text, Field, InvalidRequest};
+use super::response::{rows_response, Row};
+use super::{today, Admitted, Params, Scope, Verb};
 use crate::events::ids::{IdToken, TaskKey};
 
 pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistics";
-/// Most task ids one request (batch or stream) may name.
-pub const MAX_TASKS: usize = 100;
 
 #[derive(Deserialize)]
 struct WireBatch {
@@ -99,22 +98,16 @@ impl Batch {
 }
 
 /// Parses a batch body; the error is the `resultDesc` of the 0100002 answer.
-pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, String> {
-    let invalid = |e: InvalidRequest| e.to_string();
-    let text = object_text(body).map_err(invalid)?;
-    let wire: WireBatch =
-        serde_json::from_str(text).map_err(|_| invalid(InvalidRequest::NotJsonObject))?;
-    let (cc_id, vdn) = cc_id_and_vdn(wire.cc_id, wire.vdn, default_cc_id).map_err(invalid)?;
+pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, InvalidRequest> {
+    let text = object_text(body)?;
+    let wire: WireBatch = serde_json::from_str(text).map_err(|_| InvalidRequest::NotJsonObject)?;
+    let (cc_id, vdn) = cc_id_and_vdn(wire.cc_id, wire.vdn, default_cc_id)?;
     let items = match wire.task_ids {
-        None => return Err("Invalid parameter: taskIds is required".into()),
+        None => return Err(InvalidRequest::TaskIdsMissing),
         Some(WireIds::List(items)) => items,
-        Some(WireIds::NotList) => {
-            return Err(format!(
-                "Invalid parameter: taskIds must be an array of 1..{MAX_TASKS} task ids"
-            ))
-        }
+        Some(WireIds::NotList) => return Err(InvalidRequest::TaskIdsNotList),
     };
-    let task_ids = task_ids(items.iter().copied().map(Some), items.len(), "taskIds")?;
+    let task_ids = task_ids(items.iter().copied().map(Some), items.len(), Field::TaskIds)?;
     Ok(Batch {
         cc_id,
         vdn,
@@ -122,52 +115,55 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Batch, String> {
     })
 }
 
-/// Checks a list of task ids (`name`: `taskIds` of a body, `taskId` of a query string): 1 to
+/// Checks a list of task ids (`list`: `taskIds` of a body, `taskId` of a query string): 1 to
 /// [`MAX_TASKS`], each with the rules of `taskId`. The error names the first offending position
 /// (counted from 0).
 pub(crate) fn task_ids(
     tokens: impl Iterator<Item = Option<IdToken>>,
     len: usize,
-    name: &str,
-) -> Result<Vec<u128>, String> {
+    list: Field,
+) -> Result<Vec<u128>, InvalidRequest> {
     if len == 0 {
-        return Err(format!(
-            "Invalid parameter: {name} must hold 1..{MAX_TASKS} task ids, got none"
-        ));
+        return Err(InvalidRequest::NoTaskIds(list));
     }
     if len > MAX_TASKS {
-        return Err(format!(
-            "Invalid parameter: {name}[{MAX_TASKS}] is one too many: at most {MAX_TASKS} task ids"
-        ));
+        return Err(InvalidRequest::TooManyTaskIds(list));
     }
     tokens
         .enumerate()
-        .map(|(i, t)| {
-            t.and_then(IdToken::task_id).ok_or_else(|| {
-                format!("Invalid parameter: {name}[{i}] must be 1..30 decimal digits")
-            })
+        .map(|(index, t)| {
+            t.and_then(IdToken::task_id)
+                .ok_or(InvalidRequest::TaskIdAt { list, index })
         })
         .collect()
 }
 
-pub(crate) async fn handle(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &ApiState,
-) -> Result<HttpResponse, ApiError> {
-    let batch = admit_json(req, payload, state, |body, cc| {
-        let batch = parse_body(body, cc).map_err(ApiError::invalid_text)?;
-        Ok(((batch.cc_id, batch.vdn), batch))
-    })
-    .await?;
-    let keys = batch.keys();
-    let stats = state.store.stats_of(&keys, today(&state.store));
+/// The batch route reads `ccId`, `vdn` and `taskIds` from its body.
+impl Params for Batch {
+    const VERB: Verb = Verb::Post;
+
+    fn parse(_: &HttpRequest, body: &[u8], default_cc_id: u16) -> Result<Self, InvalidRequest> {
+        parse_body(body, default_cc_id)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            cc_id: self.cc_id,
+            vdn: self.vdn,
+        }
+    }
+}
+
+pub(crate) async fn handle(req: Admitted<Batch>) -> HttpResponse {
+    let store = &req.state().store;
+    let batch = &req.params;
+    let stats = store.stats_of(&batch.keys(), today(store));
     let rows = batch
         .task_ids
         .iter()
         .zip(stats)
         .map(|(&id, s)| Row::new(id, s));
-    Ok(rows_response(rows))
+    rows_response(rows)
 }
 
 #[cfg(test)]
@@ -175,7 +171,7 @@ mod tests {
     use super::*;
 
     fn p(body: &str) -> Result<Batch, String> {
-        parse_body(body.as_bytes(), 7)
+        parse_body(body.as_bytes(), 7).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //! (`"15MIN"`, `"30MIN"` or `"60MIN"`): the task's calls of that day bucketed by the local time
 //! of their first event, and its failed calls counted by failure cause.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::request::{self, InvalidRequest};
-use super::response::{ApiError, Success};
-use super::{admit_json, today, ApiState};
+use super::response::Success;
+use super::{today, Admitted, Params, Scope, Verb};
 use crate::events::ids::TaskKey;
 use crate::fold::{breakdown, Breakdown, Calendar, TimeGrain};
 
@@ -32,31 +32,47 @@ struct WireShape {
 
 /// Parses a breakdown body: the task as the single query reads it, then `day` (default
 /// `"today"`) and `timeGrain` (default `"60MIN"`). The error is the `resultDesc` of 0100002.
-pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Query, String> {
-    let task = request::parse_body(body, default_cc_id).map_err(|e| e.to_string())?;
+pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Query, InvalidRequest> {
+    let task = request::parse_body(body, default_cc_id)?;
     // parse_body checked that the body is one UTF-8 JSON object.
-    let text = request::object_text(body).map_err(|e| e.to_string())?;
-    let wire: WireShape =
-        serde_json::from_str(text).map_err(|_| InvalidRequest::NotJsonObject.to_string())?;
+    let text = request::object_text(body)?;
+    let wire: WireShape = serde_json::from_str(text).map_err(|_| InvalidRequest::NotJsonObject)?;
     let days_ago = match wire.day {
         None | Some(serde_json::Value::Null) => 0,
         Some(v) => match v.as_str() {
             Some("today") => 0,
             Some("yesterday") => 1,
-            _ => return Err(r#"Invalid parameter: day must be "today" or "yesterday""#.into()),
+            _ => return Err(InvalidRequest::Day),
         },
     };
     let grain = match wire.time_grain {
         None | Some(serde_json::Value::Null) => TimeGrain::Min60,
-        Some(v) => v.as_str().and_then(TimeGrain::parse).ok_or_else(|| {
-            r#"Invalid parameter: timeGrain must be "15MIN", "30MIN" or "60MIN""#.to_owned()
-        })?,
+        Some(v) => v
+            .as_str()
+            .and_then(TimeGrain::parse)
+            .ok_or(InvalidRequest::TimeGrain)?,
     };
     Ok(Query {
         task,
         days_ago,
         grain,
     })
+}
+
+/// The breakdown route reads the single query's body, `day` and `timeGrain`.
+impl Params for Query {
+    const VERB: Verb = Verb::Post;
+
+    fn parse(_: &HttpRequest, body: &[u8], default_cc_id: u16) -> Result<Self, InvalidRequest> {
+        parse_body(body, default_cc_id)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            cc_id: self.task.cc_id,
+            vdn: self.task.vdn,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -115,19 +131,11 @@ fn shape(q: &Query, day: crate::fold::Day, b: Breakdown) -> Shape {
     }
 }
 
-pub(crate) async fn handle(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &ApiState,
-) -> Result<HttpResponse, ApiError> {
-    let q = admit_json(req, payload, state, |body, cc| {
-        let q = parse_body(body, cc).map_err(ApiError::invalid_text)?;
-        Ok(((q.task.cc_id, q.task.vdn), q))
-    })
-    .await?;
-    let day = today(&state.store) - q.days_ago;
-    let b = breakdown::breakdown(&state.store, &q.task, day, q.grain);
-    Ok(Success::new(shape(&q, day, b)).into_response())
+pub(crate) async fn handle(req: Admitted<Query>) -> HttpResponse {
+    let (store, q) = (&req.state().store, &req.params);
+    let day = today(store) - q.days_ago;
+    let b = breakdown::breakdown(store, &q.task, day, q.grain);
+    Success::new(shape(q, day, b)).into_response()
 }
 
 #[cfg(test)]
@@ -135,7 +143,7 @@ mod tests {
     use super::*;
 
     fn p(body: &str) -> Result<Query, String> {
-        parse_body(body.as_bytes(), 1)
+        parse_body(body.as_bytes(), 1).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! The realstatistic request: Content-Type and body validation (api.md, "Request").
+//! The realstatistic request: Content-Type and body validation (api.md, "Request"), and the
+//! typed parameter error every route answers 0100002 with.
 
 use serde::Deserialize;
 
 use crate::events::ids::{IdToken, TaskKey, CC_ID_MAX, VDN_MAX};
 
-/// Why a request is invalid; the text is the `resultDesc` sent back (`0100002`).
+/// Most task ids one request (batch or stream) may name.
+pub const MAX_TASKS: usize = 100;
+
+/// Why a request's parameters are invalid; the text is the `resultDesc` sent back (`0100002`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidRequest {
     #[error("Content-Type must be application/json; charset=UTF-8")]
@@ -21,6 +25,55 @@ pub enum InvalidRequest {
     TaskIdMissing,
     #[error("Invalid parameter: taskId must be 1..30 decimal digits")]
     TaskId,
+    #[error("Invalid parameter: taskIds is required")]
+    TaskIdsMissing,
+    #[error("Invalid parameter: taskIds must be an array of 1..{max} task ids", max = MAX_TASKS)]
+    TaskIdsNotList,
+    /// A list of task ids (`taskIds` of a body, `taskId` of a query string) is empty.
+    #[error("Invalid parameter: {0} must hold 1..{max} task ids, got none", max = MAX_TASKS)]
+    NoTaskIds(Field),
+    /// A list of task ids has more than [`MAX_TASKS`].
+    #[error(
+        "Invalid parameter: {0}[{max}] is one too many: at most {max} task ids",
+        max = MAX_TASKS
+    )]
+    TooManyTaskIds(Field),
+    /// The first invalid id of a list, by its position (counted from 0).
+    #[error("Invalid parameter: {list}[{index}] must be 1..30 decimal digits")]
+    TaskIdAt { list: Field, index: usize },
+    #[error(r#"Invalid parameter: day must be "today" or "yesterday""#)]
+    Day,
+    #[error(r#"Invalid parameter: timeGrain must be "15MIN", "30MIN" or "60MIN""#)]
+    TimeGrain,
+    /// A query-string key that may be given once was given again.
+    #[error("Invalid parameter: {0} must be given once")]
+    Repeated(Field),
+}
+
+/// A parameter named in an [`InvalidRequest`] text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    CcId,
+    Vdn,
+    TaskId,
+    TaskIds,
+}
+
+impl Field {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Field::CcId => "ccId",
+            Field::Vdn => "vdn",
+            Field::TaskId => "taskId",
+            Field::TaskIds => "taskIds",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `application/json`, optionally with `charset=UTF-8`; case-insensitive, blanks around `;` and

@@ -1,23 +1,15 @@
-//! Response bodies and the vendor's result codes.
+//! The success bodies (error bodies: [`super::error`]).
 
-use std::borrow::Cow;
-
-use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use super::request::InvalidRequest;
-use crate::auth::AuthError;
 use crate::fold::{Percent, TaskStats};
+use crate::result_code::ResultCode;
 
-pub const SUCCESS: &str = "0100000";
-pub const INVOCATION_FAILED: &str = "0100001";
-pub const INVALID_PARAMETER: &str = "0100002";
-pub const UNKNOWN_ERROR: &str = "0100999";
-pub const INSUFFICIENT_PERMISSION: &str = "0101003";
-
-const JSON_UTF8: &str = "application/json;charset=UTF-8";
+/// The `Content-Type` of every answer of the signed routes but the stream.
+pub(crate) const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
 /// The success body of the single query. All eight values are JSON strings, as in the vendor's
 /// example.
@@ -154,7 +146,7 @@ pub fn rows_response(rows: impl ExactSizeIterator<Item = Row>) -> HttpResponse {
 fn success_opening(capacity: usize, desc_opens: char) -> String {
     let mut body = String::with_capacity(capacity);
     body.push_str(r#"{"resultCode":""#);
-    body.push_str(SUCCESS);
+    body.push_str(ResultCode::Success.as_str());
     body.push_str(r#"","resultDesc":"#);
     body.push(desc_opens);
     body
@@ -170,7 +162,7 @@ fn ok_json(body: String) -> HttpResponse {
 #[derive(Debug, Serialize)]
 pub struct Success<T: Serialize> {
     #[serde(rename = "resultCode")]
-    result_code: &'static str,
+    result_code: ResultCode,
     #[serde(rename = "resultDesc")]
     result_desc: T,
 }
@@ -178,163 +170,13 @@ pub struct Success<T: Serialize> {
 impl<T: Serialize> Success<T> {
     pub fn new(result_desc: T) -> Self {
         Success {
-            result_code: SUCCESS,
+            result_code: ResultCode::Success,
             result_desc,
         }
     }
 
     pub fn into_response(self) -> HttpResponse {
         json_response(StatusCode::OK, &self)
-    }
-}
-
-/// An error answer: `{"resultCode": "...", "resultDesc": "<reason>"}`.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub desc: Cow<'static, str>,
-    /// The `Allow` header of a 405.
-    allow: &'static str,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    #[serde(rename = "resultCode")]
-    result_code: &'a str,
-    #[serde(rename = "resultDesc")]
-    result_desc: &'a str,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, desc: impl Into<Cow<'static, str>>) -> Self {
-        ApiError {
-            status,
-            code,
-            desc: desc.into(),
-            allow: "POST",
-        }
-    }
-
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            INVOCATION_FAILED,
-            "Method not allowed: use POST",
-        )
-    }
-
-    /// A 405 on the stream route, the one route read with GET.
-    pub fn method_not_allowed_use_get() -> Self {
-        ApiError {
-            allow: "GET",
-            ..Self::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                INVOCATION_FAILED,
-                "Method not allowed: use GET",
-            )
-        }
-    }
-
-    pub fn too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            INVALID_PARAMETER,
-            "Request body larger than 4 KiB",
-        )
-    }
-
-    /// Not in the vendor's table (its gateway answers this before CMS sees the request); the
-    /// status says what happened and the code is the one for a bad request.
-    pub fn headers_too_large() -> Self {
-        Self::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            INVALID_PARAMETER,
-            "Request headers too large",
-        )
-    }
-
-    pub fn body_timeout() -> Self {
-        Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            INVALID_PARAMETER,
-            "Request body not received in time",
-        )
-    }
-
-    pub fn invalid(reason: InvalidRequest) -> Self {
-        Self::new(StatusCode::OK, INVALID_PARAMETER, reason.to_string())
-    }
-
-    pub fn invalid_body(desc: &'static str) -> Self {
-        Self::new(StatusCode::OK, INVALID_PARAMETER, desc)
-    }
-
-    /// An invalid parameter whose reason names where it is (`taskIds[3]`).
-    pub fn invalid_text(desc: String) -> Self {
-        Self::new(StatusCode::OK, INVALID_PARAMETER, desc)
-    }
-
-    /// Too many open streams (per key or in total); the stream is not started.
-    pub fn too_many_streams() -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            INVALID_PARAMETER,
-            "Too many open streams",
-        )
-    }
-
-    /// The reason names the category only (the verifier's texts say nothing of the key, and
-    /// one text serves both an unknown key and a wrong signature).
-    pub fn unauthorized(e: AuthError) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, INVOCATION_FAILED, e.to_string())
-    }
-
-    pub fn locked() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            INVOCATION_FAILED,
-            "IP address is locked",
-        )
-    }
-
-    pub fn forbidden() -> Self {
-        Self::new(
-            StatusCode::OK,
-            INSUFFICIENT_PERMISSION,
-            "Insufficient permission",
-        )
-    }
-
-    pub fn not_ready() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            UNKNOWN_ERROR,
-            "Statistics not ready yet: the service is catching up with the event log",
-        )
-    }
-
-    pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            UNKNOWN_ERROR,
-            "Unknown error",
-        )
-    }
-
-    pub fn into_response(self) -> HttpResponse {
-        let mut resp = json_response(
-            self.status,
-            &ErrorBody {
-                result_code: self.code,
-                result_desc: &self.desc,
-            },
-        );
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            resp.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(self.allow));
-        }
-        resp
     }
 }
 

@@ -16,14 +16,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::batch::Batch;
-use super::request::{cc_id_and_vdn, InvalidRequest};
-use super::response::ApiError;
-use super::{admit, check_ready, check_scope, ApiState};
+use super::request::{cc_id_and_vdn, Field, InvalidRequest};
+use super::{Admitted, ApiError, Params, Scope, Verb};
 use crate::auth::c2::form_decode;
 use crate::events::ids::IdToken;
 use crate::metrics::Metrics;
@@ -34,7 +32,7 @@ pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic/stream"
 /// Parses the query string: `ccId` (optional, once), `vdn` (once), `taskId` (1 to 100 times),
 /// each a string of decimal digits with the rules of the JSON fields; other parameters are
 /// ignored. The error is the `resultDesc` of 0100002.
-pub fn parse_query(raw: Option<&str>, default_cc_id: u16) -> Result<Batch, String> {
+pub fn parse_query(raw: Option<&str>, default_cc_id: u16) -> Result<Batch, InvalidRequest> {
     let mut cc_id = None;
     let mut vdn = None;
     let mut tasks: Vec<Option<IdToken>> = Vec::new();
@@ -43,9 +41,9 @@ pub fn parse_query(raw: Option<&str>, default_cc_id: u16) -> Result<Batch, Strin
         let token = String::from_utf8(form_decode(v))
             .ok()
             .and_then(|text| IdToken::deserialize(&serde_json::Value::String(text)).ok());
-        let (name, slot) = match form_decode(k).as_slice() {
-            b"ccId" => ("ccId", &mut cc_id),
-            b"vdn" => ("vdn", &mut vdn),
+        let (field, slot) = match form_decode(k).as_slice() {
+            b"ccId" => (Field::CcId, &mut cc_id),
+            b"vdn" => (Field::Vdn, &mut vdn),
             b"taskId" => {
                 tasks.push(token);
                 continue;
@@ -53,21 +51,39 @@ pub fn parse_query(raw: Option<&str>, default_cc_id: u16) -> Result<Batch, Strin
             _ => continue,
         };
         if slot.is_some() {
-            return Err(format!("Invalid parameter: {name} must be given once"));
+            return Err(InvalidRequest::Repeated(field));
         }
         *slot = Some(token.unwrap_or(IdToken::Invalid));
     }
-    let (cc_id, vdn) = cc_id_and_vdn(cc_id, vdn, default_cc_id).map_err(|e| e.to_string())?;
+    let (cc_id, vdn) = cc_id_and_vdn(cc_id, vdn, default_cc_id)?;
     if tasks.is_empty() {
-        return Err(InvalidRequest::TaskIdMissing.to_string());
+        return Err(InvalidRequest::TaskIdMissing);
     }
     let len = tasks.len();
-    let task_ids = super::batch::task_ids(tasks.into_iter(), len, "taskId")?;
+    let task_ids = super::batch::task_ids(tasks.into_iter(), len, Field::TaskId)?;
     Ok(Batch {
         cc_id,
         vdn,
         task_ids,
     })
+}
+
+/// What a stream asks for: the tasks of a batch, named in the query string.
+pub struct Subscription(pub Batch);
+
+impl Params for Subscription {
+    const VERB: Verb = Verb::Get;
+
+    fn parse(req: &HttpRequest, _body: &[u8], default_cc_id: u16) -> Result<Self, InvalidRequest> {
+        parse_query(req.uri().query(), default_cc_id).map(Subscription)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            cc_id: self.0.cc_id,
+            vdn: self.0.vdn,
+        }
+    }
 }
 
 /// Open streams, per access key and in total. A [`Slot`] holds one place until dropped.
@@ -98,7 +114,7 @@ impl StreamLimits {
         }
         *total += 1;
         per_key.insert(ak.to_owned(), mine + 1);
-        self.metrics.streams_open.inc();
+        self.metrics.stream_opened();
         Some(Slot {
             limits: self.clone(),
             ak: ak.to_owned(),
@@ -132,34 +148,24 @@ impl Drop for Slot {
                 per_key.remove(&self.ak);
             }
         }
-        self.limits.metrics.streams_open.dec();
+        self.limits.metrics.stream_closed();
     }
 }
 
-pub(crate) async fn handle(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &ApiState,
-) -> Result<HttpResponse, ApiError> {
-    let admitted = admit(req, payload, state, Method::GET).await?;
-    let batch =
-        parse_query(req.uri().query(), state.default_cc_id).map_err(ApiError::invalid_text)?;
-    check_scope(&admitted.key, batch.cc_id, batch.vdn, state)?;
-    check_ready(state)?;
+/// Opens the stream once the shared checks passed and a place is free (else 429).
+pub(crate) async fn handle(req: Admitted<Subscription>) -> Result<HttpResponse, ApiError> {
+    let state = req.state();
     let slot = state
         .streams
-        .try_open(&admitted.key.ak)
-        .ok_or_else(ApiError::too_many_streams)?;
+        .try_open(&req.key.ak)
+        .ok_or(ApiError::TooManyStreams)?;
     let (tx, rx) = tokio::sync::mpsc::channel(feed::OUTBOX);
-    let feed = Feed::new(state, admitted.key, &batch, tx);
+    let feed = Feed::new(state, req.key.clone(), &req.params.0, tx);
     let metrics = state.metrics.clone();
     actix_web::rt::spawn(async move {
         let end = feed.run().await;
         tracing::debug!(reason = end.label(), "stream ended");
-        metrics
-            .streams_ended
-            .with_label_values(&[end.label()])
-            .inc();
+        metrics.stream_ended(end);
         drop(slot);
     });
     Ok(HttpResponse::Ok()
@@ -188,7 +194,7 @@ mod tests {
     use super::*;
 
     fn p(q: &str) -> Result<Batch, String> {
-        parse_query(Some(q), 7)
+        parse_query(Some(q), 7).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -222,7 +228,10 @@ mod tests {
             assert!(err.contains(want), "{q}: {err}");
         }
         assert_eq!(
-            parse_query(None, 7).err().as_deref(),
+            parse_query(None, 7)
+                .map_err(|e| e.to_string())
+                .err()
+                .as_deref(),
             Some("Invalid parameter: vdn is required")
         );
     }
@@ -240,6 +249,6 @@ mod tests {
         let a3 = limits.try_open("a").expect("a place was given back");
         drop((a2, a3, b1));
         assert_eq!(limits.open(), 0);
-        assert_eq!(limits.metrics.streams_open.get(), 0);
+        assert_eq!(limits.metrics.streams_open(), 0);
     }
 }

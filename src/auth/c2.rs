@@ -7,6 +7,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::metrics::AuthRefusal;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The fixed first segment of every Authorization value.
@@ -42,14 +44,15 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A stable, low-cardinality label for metrics.
-    pub fn category(&self) -> &'static str {
+    /// The `category` it is counted under in the metrics (one label per variant, so operators
+    /// can tell apart what the client is told alike).
+    pub fn category(self) -> AuthRefusal {
         match self {
-            AuthError::Missing => "missing",
-            AuthError::Malformed => "malformed",
-            AuthError::Expired => "expired",
-            AuthError::UnknownKey => "unknown_key",
-            AuthError::Mismatch => "mismatch",
+            AuthError::Missing => AuthRefusal::Missing,
+            AuthError::Malformed => AuthRefusal::Malformed,
+            AuthError::Expired => AuthRefusal::Expired,
+            AuthError::UnknownKey => AuthRefusal::UnknownKey,
+            AuthError::Mismatch => AuthRefusal::Mismatch,
         }
     }
 }
@@ -1113,7 +1116,7 @@ mod tests {
             AuthError::UnknownKey,
             AuthError::Mismatch,
         ];
-        let labels: Vec<&str> = all.iter().map(AuthError::category).collect();
+        let labels: Vec<&str> = all.iter().map(|e| e.category().label()).collect();
         assert_eq!(
             labels,
             ["missing", "malformed", "expired", "unknown_key", "mismatch"]

@@ -48,6 +48,9 @@ pub enum Command {
     /// The configuration schema.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The admin listener's routes and metrics.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
 }
 
 /// `serve`'s command line: the config file and every setting (flags, `REALSTAT_*` variables).
@@ -94,6 +97,14 @@ pub enum ConfigCommand {
 pub enum SchemaFormat {
     Json,
     Markdown,
+}
+
+/// `realstat metrics ...`
+#[derive(Debug, Subcommand, Clone)]
+pub enum MetricsCommand {
+    /// Print what the admin listener serves as JSON: its routes, and every metric with its
+    /// type, label names and help text.
+    List,
 }
 
 /// What identifies the request to sign: the key and the task.

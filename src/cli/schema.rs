@@ -121,6 +121,20 @@ fn collect_commands(
     }
 }
 
+/// What the admin listener serves: `realstat metrics list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminInfo {
+    pub routes: &'static [&'static str],
+    pub metrics: Vec<crate::metrics::MetricInfo>,
+}
+
+pub fn admin() -> AdminInfo {
+    AdminInfo {
+        routes: crate::admin::ROUTES,
+        metrics: crate::metrics::catalogue(),
+    }
+}
+
 /// The README's settings table: one row per setting.
 pub fn markdown() -> String {
     let mut out = String::from(

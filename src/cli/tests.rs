@@ -295,3 +295,19 @@ fn defaults_ignore_the_environment() {
     std::env::remove_var("REALSTAT_MAX_STREAMS_PER_KEY");
     assert_eq!(defaults.streams.max_per_key, 100);
 }
+
+#[test]
+fn metrics_list_names_the_admin_routes_and_every_metric() {
+    let admin = schema::admin();
+    for route in ["/metrics", "/health/live", "/health/ready"] {
+        assert!(admin.routes.contains(&route), "{route}");
+    }
+    let names: Vec<&str> = admin.metrics.iter().map(|m| m.name).collect();
+    for name in [
+        "realstat_events_consumed_total",
+        "realstat_requests_total",
+        "realstat_ready",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+}

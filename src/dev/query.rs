@@ -12,10 +12,9 @@ use std::time::Duration;
 use super::commands::{request_body, signing_timestamp};
 use crate::auth::c2;
 use crate::cli::QueryArgs;
+use crate::result_code::ResultCode;
 use crate::telemetry;
 
-/// The answer that counts as success: HTTP 200 with this resultCode.
-const SUCCESS: &str = crate::api::response::SUCCESS;
 const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -104,7 +103,8 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
     let bytes = response.body_mut().read_to_vec().map_err(failed)?;
     let (text, code) = describe(&bytes);
     telemetry::out(text);
-    if status == 200 && code.as_deref() == Some(SUCCESS) {
+    // The answer that counts as success: HTTP 200 with the success resultCode.
+    if status == 200 && code.as_deref().and_then(ResultCode::parse) == Some(ResultCode::Success) {
         return Ok(ExitCode::SUCCESS);
     }
     let code = code.unwrap_or_else(|| "none".to_owned());

@@ -126,7 +126,7 @@ impl Worker {
             }
             if last_maintain.elapsed() >= MAINTAIN_EVERY {
                 let m = self.store.maintain();
-                self.metrics.calls_expired.inc_by(m.calls_expired);
+                self.metrics.calls_expired(m.calls_expired);
                 if m.calls_expired + m.calls_dropped > 0 {
                     self.changes.bump();
                 }
@@ -296,7 +296,7 @@ impl Worker {
                     .dead_letters
                     .reject(reason, msg.payload, msg.key, origin)
                 {
-                    self.metrics.dead_letter_failures.inc();
+                    self.metrics.dead_letter_failed();
                 }
             }
             match &mut run {
@@ -316,31 +316,27 @@ impl Worker {
         self.touched.sort_unstable();
         self.touched.dedup();
         self.counters.flush();
-        self.metrics
-            .fold_batch_duration
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_folded(started.elapsed().as_secs_f64());
     }
 
     /// Decodes and folds one message, counting what happened to it.
     fn fold(&self, payload: &[u8], now: EpochMs) -> Result<(), Rejection> {
         let c = &self.counters;
-        c.consumed.inc();
+        c.consumed();
         let event = self
             .decoder
             .decode(payload)
             .inspect_err(|&r| c.rejected(r))?;
         if !self.config.tenants.keeps_task(&event.task) {
-            c.filtered.inc();
+            c.filtered();
             return Ok(());
         }
         let applied = self.store.apply(&event, now);
         match applied {
             Applied::Changed => {
-                c.changed.inc();
-                c.visible_delay
-                    .observe((now - event.ts).max(0) as f64 / 1000.0);
+                c.changed((now - event.ts).max(0) as f64 / 1000.0);
             }
-            Applied::Unchanged => c.unchanged.inc(),
+            Applied::Unchanged => c.unchanged(),
             Applied::TooOld | Applied::FromTheFuture | Applied::TaskLimit | Applied::CallLimit => {}
         }
         match applied.rejection() {
@@ -391,7 +387,7 @@ impl Worker {
                 calls = self.store.calls_tracked(),
                 "caught up with the log; ready"
             );
-            self.metrics.ready.set(1);
+            self.metrics.became_ready();
             self.readiness.set_ready();
         }
     }

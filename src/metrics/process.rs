@@ -1,6 +1,6 @@
 //! The process's own numbers, under the names every Prometheus client library uses
 //! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...), read from `/proc` at
-//! scrape time.
+//! scrape time. Their names and help texts are rows of the one table (`defs::PROCESS`).
 //!
 //! Written here rather than taken from the prometheus crate's `process` feature: that feature
 //! brings the `procfs` crate family, a fifth of the service's build time on two cores, to read
@@ -29,32 +29,17 @@ pub struct ProcessCollector {
 
 impl ProcessCollector {
     pub fn new() -> prometheus::Result<Self> {
-        let gauge = |name: &str, help: &str| Gauge::with_opts(Opts::new(name, help));
-        let int = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help));
-        let cpu_seconds = Counter::with_opts(Opts::new(
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-        ))?;
+        use super::defs::*;
+        let opts = |d: Def| Opts::new(d.name, d.help);
+        let int = |d: Def| IntGauge::with_opts(opts(d));
         let collector = ProcessCollector {
-            cpu_seconds,
-            resident: int(
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
-            )?,
-            virtual_memory: int(
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
-            )?,
-            open_fds: int("process_open_fds", "Number of open file descriptors.")?,
-            max_fds: int(
-                "process_max_fds",
-                "Maximum number of open file descriptors.",
-            )?,
-            threads: int("process_threads", "Number of OS threads in the process.")?,
-            start_time: gauge(
-                "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
-            )?,
+            cpu_seconds: Counter::with_opts(opts(PROCESS_CPU_SECONDS))?,
+            resident: int(PROCESS_RESIDENT_MEMORY)?,
+            virtual_memory: int(PROCESS_VIRTUAL_MEMORY)?,
+            open_fds: int(PROCESS_OPEN_FDS)?,
+            max_fds: int(PROCESS_MAX_FDS)?,
+            threads: int(PROCESS_THREADS)?,
+            start_time: Gauge::with_opts(opts(PROCESS_START_TIME))?,
             descs: Vec::new(),
         };
         let mut descs = Vec::new();

@@ -383,7 +383,7 @@ pub fn write_and_report(
             Ok(w)
         }
         Err(e) => {
-            metrics.snapshot_failures.inc();
+            metrics.snapshot_failed();
             tracing::error!(error = %e, "snapshot failed");
             Err(e)
         }

@@ -34,29 +34,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Least time between two reads of the change numbers: a burst of batches costs one read.
 const SCAN_GAP: Duration = Duration::from_millis(20);
 
-/// Why a stream ended: the `reason` label of `realstat_streams_ended_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamEnd {
-    /// The client closed the connection.
-    Client,
-    /// The client did not read what was sent.
-    SlowReader,
-    /// The key was removed, or changed its secret or scope.
-    KeyRevoked,
-    /// The process is stopping.
-    Shutdown,
-}
-
-impl StreamEnd {
-    pub fn label(self) -> &'static str {
-        match self {
-            StreamEnd::Client => "client",
-            StreamEnd::SlowReader => "slow_reader",
-            StreamEnd::KeyRevoked => "key_revoked",
-            StreamEnd::Shutdown => "shutdown",
-        }
-    }
-}
+/// Why a stream ended: a label of the metrics, so defined there, once.
+pub use crate::metrics::StreamEnd;
 
 /// What a feed reads besides its request: the store, the live keys, the change signal and the
 /// process's stop signal.
