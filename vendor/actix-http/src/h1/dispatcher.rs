@@ -1361,6 +1361,16 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+
+                        // realstat patch (2 of 2), see PATCH.md: upstream arms the head timer
+                        // for the first request only, so a keep-alive connection whose next head
+                        // never ends is held forever. A new request begins here: give its head
+                        // the same deadline (cleared in `poll_request` once the head is in).
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            inner
+                                .head_timer
+                                .set_and_init(cx, sleep_until(deadline.into()), line!());
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
@@ -1506,12 +1516,15 @@ where
 
 fn should_close_for_unread_payload(
     payload: Option<&PayloadSender>,
-    payload_drainable: bool,
+    _payload_drainable: bool,
 ) -> bool {
-    let payload_unfinished = payload.is_some();
-    let drain_payload = payload.is_some_and(|pl| pl.is_dropped()) && payload_drainable;
-
-    payload_unfinished && !drain_payload
+    // realstat patch (1 of 2), see PATCH.md: upstream (PR #3936, for #2972) keeps the connection
+    // and drains a dropped chunked payload after the response, with no `Connection: close`, no
+    // byte limit and no timer (keep-alive only starts once the payload ends): a client that
+    // stalls the body holds the connection forever, one that keeps sending is read forever.
+    // Treat every unfinished payload alike: the response says `Connection: close`, then the
+    // connection lingers (reading and discarding) for `client_disconnect_timeout` and closes.
+    payload.is_some()
 }
 
 #[allow(dead_code)]

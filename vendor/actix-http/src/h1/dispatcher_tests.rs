@@ -1281,6 +1281,9 @@ async fn handler_drop_payload() {
 // writing the request (like `requests` in Python) do not deadlock.
 // ref. https://github.com/actix/actix-web/issues/2972
 #[actix_rt::test]
+// realstat patch (1 of 2), see PATCH.md: this release test asserts the unbounded drain the patch
+// removes; realstat's tests/api/stalled_bodies.rs asserts the patched behavior over sockets.
+#[ignore = "realstat patch: dropped chunked payloads close the connection instead of draining"]
 async fn handler_drop_payload_drains_body() {
     let _ = env_logger::try_init();
 
