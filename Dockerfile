@@ -38,6 +38,8 @@ WORKDIR /src
 # src/ only rebuilds the realstat crate. Every target Cargo.toml declares must exist for the
 # manifest to load, hence the placeholder bench as well.
 COPY Cargo.toml Cargo.lock ./
+# actix-http, patched ([patch.crates-io] in Cargo.toml): a dependency like the others.
+COPY vendor ./vendor
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && echo '' > src/lib.rs \

@@ -19,6 +19,7 @@ mod outage;
 mod query;
 mod realstatistic;
 mod restore;
+mod stalled_bodies;
 mod stream;
 mod tls;
 mod wallboard;
