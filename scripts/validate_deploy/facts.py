@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import err
+from .report import CheckFailed, err
 
 ROOT = Path.cwd()
 
@@ -29,8 +29,8 @@ BUILD_TIME_ENV = {"REALSTAT_GIT_HASH": ("realstat_build_info", "git")}
 METRIC_TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
 
 
-class FactsError(Exception):
-    pass
+class FactsError(CheckFailed):
+    """The facts could not be had: the check fails with this message."""
 
 
 @dataclass
@@ -76,7 +76,10 @@ def _binary():
     if os.environ.get("REALSTAT_BIN"):
         return os.environ["REALSTAT_BIN"], "$REALSTAT_BIN"
     cmd = ["cargo", "build", "--quiet", "--bin", "realstat", "--message-format=json-render-diagnostics"]
-    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    except OSError as e:
+        raise FactsError(f"cannot run cargo to build the binary (or set REALSTAT_BIN): {e}") from e
     if p.returncode != 0:
         raise FactsError(f"{' '.join(cmd)} failed (exit {p.returncode})")
     for line in p.stdout.splitlines():
@@ -96,7 +99,10 @@ def _document(hook, args, binary):
         except (OSError, json.JSONDecodeError) as e:
             raise FactsError(f"${hook}: {e}") from e
     exe, how = binary()
-    p = subprocess.run([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p = subprocess.run([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except OSError as e:
+        raise FactsError(f"cannot run {exe} ({how}): {e}") from e
     if p.returncode != 0:
         raise FactsError(f"`realstat {' '.join(args)}` exited {p.returncode}: {p.stderr.strip()}")
     try:

@@ -60,12 +60,12 @@ class Runner:
         text = out.getvalue().rstrip("\n")
         for e in dict.fromkeys(errors):
             text += ("\n" if text else "") + "ERROR " + e
-        if problem:
+        if problem and "\n" in problem:  # a traceback; a one-line problem goes on the FAILED line
             text += ("\n" if text else "") + problem
         if text:
             print("\n".join("    " + line if line else "    " for line in text.split("\n")))
         if problem or errors or result is False:
-            print(f"    FAILED ({problem.splitlines()[0] if problem else 'exit 1'})")
+            print(f"    FAILED ({'exit 1' if not problem else 'exception' if problem.startswith('exception') else problem})")
             self.failed.append(name)
             return None
         print("    ok")
