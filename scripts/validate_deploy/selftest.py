@@ -42,6 +42,10 @@ def section_selftest():
           want="no label 'selftest_label'")
     _case("an unknown environment variable", check_env, ["REALSTAT_SELFTEST_UNKNOWN"],
           want="REALSTAT_SELFTEST_UNKNOWN is not")
+    other = next((c for c, v in sorted(facts.commands.items()) if setting.env not in v["env"]), None)
+    if other:
+        _case(f"{setting.env} given to realstat {other}", check_env, [setting.env], other,
+              want=f"{setting.env} is not read by realstat {other}")
     _case("an unknown flag", check_command, ["serve", "--selftest-unknown"], want="no flag --selftest-unknown")
     _case(f"an unknown key in [{table}]", check_config_toml, f"[{table}]\nselftest_unknown = 1\n",
           want=f"unknown key {table}.selftest_unknown")

@@ -147,8 +147,10 @@ def check_env(where, names, command=None):
 
 
 def command_of(argv):
-    """The subcommand an argument list runs: serve when it names none (the image's CMD)."""
-    return argv[0] if argv and argv[0] in F.FACTS.commands else "serve"
+    """The subcommand an argument list runs (nested ones by their words: "config schema"); serve
+    when it names none, as the image's CMD and a bare `realstat --flag ...` do."""
+    named = [c for c in F.FACTS.commands if c.split() == list(argv[:len(c.split())])]
+    return max(named, key=len) if named else "serve"
 
 
 def check_command(where, argv):
