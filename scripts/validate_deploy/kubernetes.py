@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from . import facts as F
 from .common import ROOT, read, rel
 from .prometheus import check_rule_groups
 from .report import err
@@ -180,11 +181,21 @@ def check_builds(build, base_objs, components, overlays):
           "checked against the CRD models")
 
 
-def section_kubernetes(build=None):
-    base_objs, components, overlays = check_kustomize_layout()
-    # Every object of the example overlay (base plus all components), for the wiring checks.
-    objs = overlays["example"][1] if "example" in overlays else base_objs
-    docs = by_kind(objs)
+def effective(key, conf, env):
+    """A setting's value in the pod: its environment variable, else the config file, else the
+    schema's default (flags aside: the Deployment passes none but the command)."""
+    setting = F.FACTS.settings[key]
+    if env.get(setting.env) is not None:
+        return env[setting.env]
+    table = conf
+    for part in key.split(".")[:-1]:
+        table = table.get(part, {})
+    return table.get(key.rsplit(".", 1)[-1], setting.default)
+
+
+def check_deployment(docs):
+    """The Deployment: selector, ports, probes on admin routes, security, resources, command line
+    and environment. Returns (where, pod labels, container ports, container, pod spec)."""
     w, dep = docs["Deployment"][0]
     pod = dep["spec"]["template"]
     labels = pod["metadata"]["labels"]
@@ -218,6 +229,15 @@ def section_kubernetes(build=None):
     argv = c.get("args", ["serve"])
     check_env(w, [e["name"] for e in c.get("env", [])], command_of(argv))
     check_command(w, argv)
+    ann = pod["metadata"].get("annotations", {})
+    if ann.get("prometheus.io/port") != "9090":
+        err(w, "prometheus.io/port annotation must be the admin port 9090")
+    return w, labels, ports, c, spec
+
+
+def check_pod_files(w, docs, c, spec, ports):
+    """The config file (ConfigMap) and keys file (Secret) the pod mounts, against the schema; the
+    snapshot directory on a volume; the listeners on the container's ports."""
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in spec["volumes"]}
@@ -238,9 +258,17 @@ def section_kubernetes(build=None):
     snap = conf.get("snapshot", {}).get("dir")
     if snap not in mounts:
         err(w, f"snapshot dir {snap} is not a volume (the root filesystem is read-only)")
-    ann = pod["metadata"].get("annotations", {})
-    if ann.get("prometheus.io/port") != "9090":
-        err(w, "prometheus.io/port annotation must be the admin port 9090")
+    # The ports the service listens on, as configured (or by default), are the container's.
+    for key, port in (("listen", "http"), ("admin_listen", "admin")):
+        if key in F.FACTS.settings:
+            addr = str(effective(key, conf, env) or "")
+            if addr.rpartition(":")[2] != str(ports.get(port)):
+                err(w, f"{key} is {addr!r} in the pod; its container port {port} is {ports.get(port)}")
+
+
+def check_services(docs, labels, ports):
+    """Services select the pods and name their ports; the API Service only the API port; the PDB.
+    Returns the Services by name."""
     services = {d["metadata"]["name"]: (sw, d) for sw, d in docs["Service"]}
     for name, (sw, svc) in services.items():
         sel = svc["spec"]["selector"]
@@ -257,8 +285,12 @@ def section_kubernetes(build=None):
         err(pw, "selector matches no pod")
     if pdb["spec"].get("minAvailable") != 1:
         err(pw, "minAvailable must be 1")
-    check_networkpolicy(docs.get("NetworkPolicy", []), labels, ports)
-    # ServiceMonitor: strict check against the Prometheus Operator CRD models, then references.
+    return services
+
+
+def check_prometheus_operator(docs, services):
+    """ServiceMonitor and PrometheusRule: strictly against the CRD models, then what they refer to
+    (the admin Service, its port, an admin route; the groups of alerts.yml). Returns the rule names."""
     sw, sm = docs["ServiceMonitor"][0]
     check_crd(sw, sm)
     sel = sm["spec"]["selector"]["matchLabels"]
@@ -275,14 +307,25 @@ def section_kubernetes(build=None):
         if ep["port"] not in admin_ports:
             err(sw, f"endpoint port {ep['port']} is not a port of realstat-admin")
         check_route(sw, "endpoint scrapes", ep.get("path", "/metrics"))
-    # PrometheusRule: the CRD models, the same groups as alerts.yml, and its PromQL.
     rw, rule = docs["PrometheusRule"][0]
     check_crd(rw, rule)
     alerts = yaml.safe_load(read("deploy/prometheus/alerts.yml"))
     if rule.get("spec", {}).get("groups") != alerts["groups"]:
         err(rw, "spec.groups differ from the groups of deploy/prometheus/alerts.yml: regenerate it "
                 "(the command is at the top of the file)")
-    names = check_rule_groups(rw, rule.get("spec", {}).get("groups") or [], verbose=False)
+    return check_rule_groups(rw, rule.get("spec", {}).get("groups") or [], verbose=False)
+
+
+def section_kubernetes(build=None):
+    base_objs, components, overlays = check_kustomize_layout()
+    # Every object of the example overlay (base plus all components), for the wiring checks.
+    objs = overlays["example"][1] if "example" in overlays else base_objs
+    docs = by_kind(objs)
+    w, labels, ports, container, spec = check_deployment(docs)
+    check_pod_files(w, docs, container, spec, ports)
+    services = check_services(docs, labels, ports)
+    check_networkpolicy(docs.get("NetworkPolicy", []), labels, ports)
+    names = check_prometheus_operator(docs, services)
     if build:
         check_builds(build, base_objs, components, overlays)
     print(f"objects of overlays/example: {sorted((k, len(v)) for k, v in docs.items())}; "
