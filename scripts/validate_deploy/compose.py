@@ -9,12 +9,14 @@ import yaml
 
 from .common import ROOT, read
 from .report import err
-from .settings import check_command, check_config_toml, check_env, check_keys_toml, check_route, command_of
+from .settings import (check_command, check_config_toml, check_env, check_keys_toml, check_route, command_of,
+                       effective)
 
 
 def check_realstat_service(w, svc, volumes):
     """A service running the realstat image: its command line, environment, healthcheck, and the
-    config and keys files it mounts."""
+    config and keys files it mounts. Returns the ports it listens on, {setting: port}, when it
+    serves."""
     env = svc.get("environment") or {}
     names = env.keys() if isinstance(env, dict) else [e.split("=")[0] for e in env]
     cmd = svc.get("command") or ["serve"]
@@ -24,15 +26,19 @@ def check_realstat_service(w, svc, volumes):
     hc = " ".join(svc.get("healthcheck", {}).get("test", []))
     for path in re.findall(r"GET (\S+) HTTP", hc):
         check_route(w, "healthcheck requests", path)
-    if svc.get("command") in (None, ["serve"]):
-        for v in svc.get("volumes") or []:
-            host, target = v.split(":")[:2]
-            if target == env.get("REALSTAT_KEYS_FILE"):
-                check_keys_toml(host, read(host))
-            if target == env.get("REALSTAT_CONFIG"):
-                check_config_toml(host, read(host))
-        if env.get("REALSTAT_SNAPSHOT_DIR") not in [v.split(":")[1] for v in svc.get("volumes", [])]:
-            err(w, "REALSTAT_SNAPSHOT_DIR is not on a volume")
+    if svc.get("command") not in (None, ["serve"]):
+        return {}
+    conf = {}
+    for v in svc.get("volumes") or []:
+        host, target = v.split(":")[:2]
+        if target == env.get("REALSTAT_KEYS_FILE"):
+            check_keys_toml(host, read(host))
+        if target == env.get("REALSTAT_CONFIG"):
+            conf = check_config_toml(host, read(host))
+    if env.get("REALSTAT_SNAPSHOT_DIR") not in [v.split(":")[1] for v in svc.get("volumes", [])]:
+        err(w, "REALSTAT_SNAPSHOT_DIR is not on a volume")
+    env = env if isinstance(env, dict) else dict(e.split("=", 1) for e in env)
+    return {key: str(effective(key, conf, env) or "").rpartition(":")[2] for key in ("listen", "admin_listen")}
 
 
 def section_compose():
@@ -42,6 +48,7 @@ def section_compose():
     volumes = set(doc.get("volumes") or {})
     networks = set(doc.get("networks") or {})
     built = {s.get("image") for s in services.values() if s.get("build")}
+    listening = {}  # realstat service -> {setting: port}: the environment, its config file, the default
     for name, svc in services.items():
         w = f"{where}: services.{name}"
         for dep in svc.get("depends_on") or {}:
@@ -61,7 +68,7 @@ def section_compose():
         if image.startswith("realstat") and image not in built:
             err(w, f"image {image} is built by no service")
         if svc.get("build") or image in built:
-            check_realstat_service(w, svc, volumes)
+            listening[name] = check_realstat_service(w, svc, volumes)
     # The balancer's address must be the trusted proxy of the replicas.
     lb_ip = services["lb"]["networks"]["realstat"]["ipv4_address"]
     conf = tomllib.loads(read("deploy/compose/realstat.toml"))
@@ -83,17 +90,19 @@ def section_compose():
                 and (s.get("command") or ["serve"])[0] == "serve"]
     targets = [t for sc in pconf["scrape_configs"] if sc["job_name"] == "realstat"
                for g in sc["static_configs"] for t in g["targets"]]
-    if sorted(targets) != sorted(f"{r}:9090" for r in replicas):
-        err("deploy/prometheus/prometheus.yml",
-            f"realstat targets {targets} are not the admin ports of the replicas {replicas}")
+    want = sorted(f"{r}:{listening[r].get('admin_listen')}" for r in replicas)
+    if sorted(targets) != want:
+        err("deploy/prometheus/prometheus.yml", f"realstat targets {targets} are not the admin listeners of "
+                                                f"the replicas {want} (admin_listen)")
     metrics_path = [sc.get("metrics_path", "/metrics") for sc in pconf["scrape_configs"] if sc["job_name"] == "realstat"]
     for path in metrics_path:
         check_route("deploy/prometheus/prometheus.yml", "job realstat scrapes", path)
     # nginx upstream: the replicas' API port, Host passed through.
     nginx = read("deploy/compose/nginx.conf")
     ups = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", nginx, re.M)
-    if sorted(ups) != sorted((r, "8080") for r in replicas):
-        err("deploy/compose/nginx.conf", f"upstream {ups} is not the API port of the replicas {replicas}")
+    want = sorted((r, listening[r].get("listen")) for r in replicas)
+    if sorted(ups) != want:
+        err("deploy/compose/nginx.conf", f"upstream {ups} is not the API listeners of the replicas {want} (listen)")
     if not re.search(r"proxy_set_header\s+Host\s+\$http_host;", nginx):
         err("deploy/compose/nginx.conf", "must pass the client's Host unchanged (the C2 signature covers it)")
     # Grafana mounts.

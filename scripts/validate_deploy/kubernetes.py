@@ -10,7 +10,8 @@ from . import facts as F
 from .common import ROOT, read, rel
 from .prometheus import check_rule_groups
 from .report import err
-from .settings import check_command, check_config_toml, check_env, check_keys_toml, check_route, command_of
+from .settings import (check_command, check_config_toml, check_env, check_keys_toml, check_route, command_of,
+                       effective)
 
 K8S = "deploy/kubernetes"
 # The optional components and the Prometheus Operator kinds they hold.
@@ -179,18 +180,6 @@ def check_builds(build, base_objs, components, overlays):
                     err(w, f"image {got}, want [{want!r}]")
     print(f"kustomize builds {sorted(builds)}: the same objects as the files; Prometheus Operator objects "
           "checked against the CRD models")
-
-
-def effective(key, conf, env):
-    """A setting's value in the pod: its environment variable, else the config file, else the
-    schema's default (flags aside: the Deployment passes none but the command)."""
-    setting = F.FACTS.settings[key]
-    if env.get(setting.env) is not None:
-        return env[setting.env]
-    table = conf
-    for part in key.split(".")[:-1]:
-        table = table.get(part, {})
-    return table.get(key.rsplit(".", 1)[-1], setting.default)
 
 
 def check_deployment(docs):

@@ -108,6 +108,18 @@ def check_example_config(where):
     print(f"{where}: {len(shown & set(F.FACTS.settings))} of {len(F.FACTS.settings)} settings shown")
 
 
+def effective(key, conf, env):
+    """A setting's value in a container: its environment variable (env), else the config file
+    (conf, parsed), else the schema's default. Flags aside: no deployment passes any."""
+    setting = F.FACTS.settings[key]
+    if env.get(setting.env) is not None:
+        return env[setting.env]
+    table = conf
+    for part in key.split(".")[:-1]:
+        table = table.get(part, {})
+    return table.get(key.rsplit(".", 1)[-1], setting.default)
+
+
 def check_keys_toml(where, text):
     """A keys file: only [[key]] tables (the table name from the schema), known fields, exactly one
     of sk and sk_env, vdns "*" or 1..5000, ak without '/'. Returns the keys."""
