@@ -7,6 +7,7 @@ and labels) come from the binary itself: `realstat config schema` and `realstat 
 
 Modules, one concern each:
   report      the check runner: prints every check, records errors, the summary
+  common      the repository root, reading files
   facts       the binary: find or build it, read its two JSON documents
   tools       the third-party validators (yamllint, hadolint, Compose, nginx, Kubernetes, promtool)
   settings    config files, keys files, environment variables and command lines against the schema
