@@ -77,10 +77,11 @@ def _binary():
         return os.environ["REALSTAT_BIN"], "$REALSTAT_BIN"
     cmd = ["cargo", "build", "--quiet", "--bin", "realstat", "--message-format=json-render-diagnostics"]
     try:
-        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as e:
         raise FactsError(f"cannot run cargo to build the binary (or set REALSTAT_BIN): {e}") from e
     if p.returncode != 0:
+        print(p.stderr.rstrip("\n"))  # the compiler's errors, inside this check's output
         raise FactsError(f"{' '.join(cmd)} failed (exit {p.returncode})")
     for line in p.stdout.splitlines():
         msg = json.loads(line) if line.startswith("{") else {}
