@@ -6,18 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)] // the raw client of tests/support, of which this file needs one call
-#[path = "support/http.rs"]
-mod http;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{free_port, is_ready, try_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Kills the demo if the test fails half way, so no process outlives it.
 struct KillOnDrop(std::process::Child);
@@ -168,17 +162,15 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
     let header = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(header.starts_with("auth-v2/demo-ak/"), "{header}");
     let body = r#"{"vdn":92,"taskId":"1122104910"}"#;
-    let r = http::request(
+    let r = try_request(
         &api,
         "POST",
         realstat::api::PATH,
         &[
-            ("Host", api.as_str()),
             ("Content-Type", "application/json"),
             ("Authorization", &header),
         ],
         body.as_bytes(),
-        Duration::from_secs(5),
     )
     .expect("answered");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -393,7 +385,7 @@ fn sigterm_exits_1_when_the_final_snapshot_fails() {
     let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if http::is_ready(&admin) {
+        if is_ready(&admin) {
             break;
         }
         assert!(

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::oracle::Oracle;
-use crate::process::{create_topic_on, free_port, unique_topic, Replica};
+use crate::process::{create_topic_on, unique_topic, Replica};
 use crate::support::*;
 use crate::{answers, expected, simulated_log};
 

@@ -49,13 +49,6 @@ pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 pub struct Replica {
     pub api: String,
     pub admin: String,
@@ -116,7 +109,7 @@ impl Replica {
         let deadline = Instant::now() + timeout;
         loop {
             let admin = self.admin.clone();
-            let ready = tokio::task::spawn_blocking(move || crate::support::http::is_ready(&admin))
+            let ready = tokio::task::spawn_blocking(move || is_ready(&admin))
                 .await
                 .expect("join");
             if ready {
