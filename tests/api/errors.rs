@@ -262,10 +262,9 @@ async fn repeated_failures_lock_the_address_then_the_lock_expires() {
         200,
         "0100000",
     );
-    let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, r#"realstat_auth_failures_total{category="locked"}"#),
-        Some(1.0)
+    assert_metrics(
+        &app.metrics().await,
+        &[(r#"realstat_auth_failures_total{category="locked"}"#, 1.0)],
     );
     app.stop().await;
 }

@@ -195,10 +195,9 @@ async fn a_removed_key_ends_its_stream_an_expired_signature_does_not() {
         ended,
         "the stream ended with its last chunk after the key was removed"
     );
-    let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, r#"realstat_streams_ended_total{reason="key_revoked"}"#),
-        Some(1.0)
+    assert_metrics(
+        &app.metrics().await,
+        &[(r#"realstat_streams_ended_total{reason="key_revoked"}"#, 1.0)],
     );
     app.stop().await;
 }
