@@ -9,19 +9,9 @@ use std::time::{Duration, Instant};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{free_port, is_ready, try_request, MockKafka};
+use support::{free_port, is_ready, try_request, KillOnDrop, MockKafka};
 
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
-
-/// Kills the demo if the test fails half way, so no process outlives it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
     let out = Command::new(BIN)

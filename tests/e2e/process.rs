@@ -1,7 +1,7 @@
 //! `realstat serve` as a child process, and the broker it talks to.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -52,7 +52,7 @@ pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
 pub struct Replica {
     pub api: String,
     pub admin: String,
-    pub child: Child,
+    pub child: KillOnDrop,
     _tmp: Option<tempfile::TempDir>,
     log: PathBuf,
 }
@@ -91,7 +91,7 @@ impl Replica {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("realstat starts");
+        let child = KillOnDrop(cmd.spawn().expect("realstat starts"));
         Replica {
             api,
             admin,
@@ -145,31 +145,23 @@ impl Replica {
     pub fn terminate(mut self) -> ExitStatus {
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.child.0.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
                 return status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().expect("killed");
+                let _ = self.child.0.kill();
+                return self.child.0.wait().expect("killed");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// SIGKILL: no chance to clean up.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        drop(self.child);
     }
 }

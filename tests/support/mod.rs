@@ -54,6 +54,16 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A child process killed and reaped when dropped, so that none outlives a failed test.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn now_ms() -> i64 {
     realstat::clock::now_ms()
 }
@@ -119,14 +129,7 @@ pub fn try_request(
     let mut response = agent
         .run(request)
         .map_err(|e| format!("{method} {addr}{path}: {e}"))?;
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            (name.as_str().to_owned(), value)
-        })
-        .collect();
+    let headers = sse::header_list(response.headers());
     let body = response
         .body_mut()
         .with_config()

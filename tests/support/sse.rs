@@ -38,6 +38,18 @@ impl Refused {
     }
 }
 
+/// The headers of a ureq response as `(name, value)` pairs, in order (values as text, invalid
+/// UTF-8 replaced).
+pub fn header_list(headers: &ureq::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
 fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers
         .iter()
@@ -72,14 +84,7 @@ impl Sse {
             .call()
             .unwrap_or_else(|e| panic!("opening {path_and_query}: {e}"));
         let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                (n.as_str().to_owned(), value)
-            })
-            .collect();
+        let headers = header_list(response.headers());
         let mut body = response.into_body().into_reader();
         if status == 200 && find_header(&headers, "content-type") == Some("text/event-stream") {
             return Ok(Sse {
