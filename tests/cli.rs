@@ -6,28 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)] // the raw client of tests/support, of which this file needs one call
-#[path = "support/http.rs"]
-mod http;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{free_port, is_ready, try_request, KillOnDrop, MockKafka};
 
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Kills the demo if the test fails half way, so no process outlives it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
     let out = Command::new(BIN)
@@ -168,33 +152,21 @@ fn the_demo_shows_live_numbers_through_realstat_query() {
     let header = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(header.starts_with("auth-v2/demo-ak/"), "{header}");
     let body = r#"{"vdn":92,"taskId":"1122104910"}"#;
-    let r = http::request(
+    let r = try_request(
         &api,
         "POST",
         realstat::api::PATH,
         &[
-            ("Host", api.as_str()),
             ("Content-Type", "application/json"),
             ("Authorization", &header),
         ],
         body.as_bytes(),
-        Duration::from_secs(5),
     )
     .expect("answered");
     assert_eq!(r.status, 200, "{}", r.text());
 
     // SIGTERM: a clean stop.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = stop(&mut child.0, "TERM");
     assert!(status.success(), "{status}");
 
     // Logs: one JSON object per line, never the secret nor a signature.
@@ -238,6 +210,21 @@ fn signal(child: &std::process::Child, name: &str) {
     assert!(status.success(), "kill -{name} failed");
 }
 
+/// Sends SIG`name` and waits up to 30 s for the exit.
+fn stop(child: &mut std::process::Child, name: &str) -> std::process::ExitStatus {
+    signal(child, name);
+    wait_exit(child, Duration::from_secs(30)).unwrap_or_else(|| panic!("did not stop on SIG{name}"))
+}
+
+/// Asserts that the child is still running `after` from now (`what` died otherwise).
+fn assert_keeps_running(child: &mut std::process::Child, after: Duration, what: &str) {
+    assert!(
+        wait_exit(child, after).is_none(),
+        "{what} died: {:?}",
+        child.try_wait()
+    );
+}
+
 /// `realstat ... 2>&1 | head -1`: the reader of the log pipe leaves, and the service must go on
 /// serving and stop cleanly on SIGTERM (it used to panic on the first log line after that, "failed
 /// printing to stderr", exit 101).
@@ -262,21 +249,16 @@ fn a_closed_log_pipe_does_not_stop_the_service() {
         .expect("one log line");
     assert!(!first.is_empty(), "the service logged nothing");
     // The reader has left; the service keeps logging into the closed pipe while it runs.
-    assert!(
-        wait_exit(&mut child.0, Duration::from_secs(3)).is_none(),
-        "the service died with its log pipe: {:?}",
-        child.0.try_wait()
-    );
-    signal(&child.0, "TERM");
-    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    let secs3 = Duration::from_secs(3);
+    assert_keeps_running(&mut child.0, secs3, "the service, with its log pipe,");
+    let status = stop(&mut child.0, "TERM");
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
 /// `realstat simulate 2>/dev/full`-like: a log nobody reads must not abort the simulator.
 #[test]
 fn a_closed_log_pipe_does_not_stop_the_simulator() {
-    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
-    kafka.create_topic("events", 1).expect("topic");
+    let kafka = MockKafka::start("events", 1).kafka;
     let child = Command::new(BIN)
         .args([
             "simulate",
@@ -294,21 +276,16 @@ fn a_closed_log_pipe_does_not_stop_the_simulator() {
         .expect("simulator starts");
     let mut child = KillOnDrop(child);
     drop(child.0.stderr.take());
-    assert!(
-        wait_exit(&mut child.0, Duration::from_secs(3)).is_none(),
-        "the simulator died with its log pipe: {:?}",
-        child.0.try_wait()
-    );
-    signal(&child.0, "INT");
-    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGINT");
+    let secs3 = Duration::from_secs(3);
+    assert_keeps_running(&mut child.0, secs3, "the simulator, with its log pipe,");
+    let status = stop(&mut child.0, "INT");
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
 /// `docker stop` sends SIGTERM: the simulator flushes and exits 0 rather than being killed.
 #[test]
 fn the_simulator_stops_cleanly_on_sigterm() {
-    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
-    kafka.create_topic("events", 1).expect("topic");
+    let kafka = MockKafka::start("events", 1).kafka;
     let child = Command::new(BIN)
         .args(["simulate", "--kafka-brokers", kafka.bootstrap_servers()])
         .args(["--topic", "events"])
@@ -317,9 +294,8 @@ fn the_simulator_stops_cleanly_on_sigterm() {
         .spawn()
         .expect("simulator starts");
     let mut child = KillOnDrop(child);
-    assert!(wait_exit(&mut child.0, Duration::from_secs(1)).is_none());
-    signal(&child.0, "TERM");
-    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    assert_keeps_running(&mut child.0, Duration::from_secs(1), "the simulator");
+    let status = stop(&mut child.0, "TERM");
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
@@ -346,8 +322,7 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
         assert!(Instant::now() < deadline, "no \"listening\" log line");
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal(&child.0, "TERM");
-    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    let status = stop(&mut child.0, "TERM");
     assert_eq!(status.code(), Some(0), "{status}");
     let logs = std::fs::read_to_string(&log_path).expect("logs");
     assert!(logs.contains(" INFO "), "{logs}");
@@ -361,8 +336,7 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
 /// an orchestrator (and the person reading its events) knows the next start replays more.
 #[test]
 fn sigterm_exits_1_when_the_final_snapshot_fails() {
-    let kafka = realstat::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
-    kafka.create_topic("events", 1).expect("topic");
+    let kafka = MockKafka::start("events", 1).kafka;
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = dir.path().join("keys.toml");
     std::fs::write(
@@ -393,7 +367,7 @@ fn sigterm_exits_1_when_the_final_snapshot_fails() {
     let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if http::is_ready(&admin) {
+        if is_ready(&admin) {
             break;
         }
         assert!(
@@ -407,8 +381,7 @@ fn sigterm_exits_1_when_the_final_snapshot_fails() {
     // The snapshot directory becomes a regular file: no snapshot can be written there.
     let _ = std::fs::remove_dir_all(&snapshots);
     std::fs::write(&snapshots, b"not a directory").expect("file in its place");
-    signal(&child.0, "TERM");
-    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    let status = stop(&mut child.0, "TERM");
     let logs = std::fs::read_to_string(&log_path).expect("logs");
     assert_eq!(status.code(), Some(1), "{status}\n{logs}");
     let last = logs.lines().last().unwrap_or_default();

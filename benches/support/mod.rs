@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use realstat::auth::c2;
+use realstat::auth::{c2, client};
 use realstat::dev::simulate::{SimEvent, SimulateOptions, Simulator};
 use realstat::events::ids::TaskKey;
 use realstat::events::{CallKey, CallState, Event, EventKind};
@@ -214,8 +214,8 @@ pub fn request_body(i: usize) -> String {
     )
 }
 
-/// The headers a CC-CMS client signs: `content-length;content-type;host`.
-pub const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+/// The Content-Type a CC-CMS client sends and signs (with `content-length` and `host`).
+pub const CONTENT_TYPE: &str = client::JSON_CONTENT_TYPE;
 
 /// Authorization value for a POST of `body` to the realstatistic path, signed at `unix_seconds`.
 pub fn authorization_at(host: &str, body: &str, unix_seconds: i64) -> String {
@@ -224,22 +224,12 @@ pub fn authorization_at(host: &str, body: &str, unix_seconds: i64) -> String {
 
 /// Authorization value for a POST of `body` to `path`, signed at `unix_seconds`.
 pub fn authorization_for(host: &str, path: &str, body: &str, unix_seconds: i64) -> String {
-    let len = body.len().to_string();
-    c2::sign(
+    let request = client::Request::post_json(host, path, body.as_bytes());
+    client::authorization(
         AK,
         SK.as_bytes(),
         &c2::format_timestamp(unix_seconds),
-        &c2::ClientRequest {
-            method: "POST",
-            path,
-            raw_query: None,
-            headers: &[
-                ("content-length", len.as_bytes()),
-                ("content-type", CONTENT_TYPE.as_bytes()),
-                ("host", host.as_bytes()),
-            ],
-            body: body.as_bytes(),
-        },
+        &request,
     )
 }
 

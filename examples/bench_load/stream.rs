@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use realstat::auth::c2;
+use realstat::auth::client;
 use realstat::dev::embedded::EmbeddedKafka;
 use realstat::events::ids::TaskKey;
 
@@ -41,17 +41,11 @@ fn open_stream(api: &str, tasks: &[u128]) -> Sse {
         .collect();
     let query = query.join("&");
     let path = realstat::api::stream::PATH;
-    let auth = c2::sign(
+    let auth = client::authorization(
         AK,
         SK.as_bytes(),
-        &c2::format_timestamp(now_ms() / 1000),
-        &c2::ClientRequest {
-            method: "GET",
-            path,
-            raw_query: Some(&query),
-            headers: &[("host", api.as_bytes())],
-            body: b"",
-        },
+        &client::timestamp_now(),
+        &client::Request::get(api, path, Some(&query)),
     );
     Sse::open(
         api,

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use realstat::api::request::{check_content_type, parse_body, InvalidRequest};
 use realstat::auth::c2::valid_ak;
+use realstat::auth::client;
 use realstat::auth::{
     authenticate, format_timestamp, parse_authorization, sign, verify, AuthError, ClientRequest,
     Clock, HeaderLookup, KeySet, Keys, SignedParts,
@@ -328,6 +329,7 @@ pub fn authorization(data: &[u8]) {
         check_authenticate(&request, &value);
     }
     check_sign_round_trip(&request);
+    check_client_round_trip(&request);
 }
 
 /// The AK that authenticates a request in the `authorization` input format, if any: lets the
@@ -483,6 +485,42 @@ fn check_sign_round_trip(request: &Request<'_>) {
     );
     if secret_of(&ak).is_some() {
         assert_eq!(request.authenticate_at(&authorization, now), Ok(ak));
+    }
+}
+
+/// The client signer every tool of the repository uses (`realstat query`, `realstat sign`, the
+/// tests and benchmarks) on the same request: for each form whose headers the request carries
+/// (exactly one `host`; for the JSON form also the JSON Content-Type and the body's length), the
+/// server accepts what it signed.
+fn check_client_round_trip(request: &Request<'_>) {
+    let HeaderLookup::One(host) = request.lookup("host") else {
+        return;
+    };
+    let Ok(host) = std::str::from_utf8(host) else {
+        return;
+    };
+    let carries = |name: &str, value: &[u8]| matches!(request.lookup(name), HeaderLookup::One(v) if v == value);
+    let json = carries("content-type", client::JSON_CONTENT_TYPE.as_bytes())
+        && carries("content-length", request.body.len().to_string().as_bytes());
+    let (ak, sk) = ("globalaktest", b"testSecretKey123");
+    for signed in [client::SignedHeaders::Host, client::SignedHeaders::Json] {
+        if signed == client::SignedHeaders::Json && !json {
+            continue;
+        }
+        let signing = client::Request {
+            method: &request.method,
+            host,
+            path: &request.path,
+            query: request.query.as_deref(),
+            body: request.body,
+            signed,
+        };
+        let value = client::authorization(ak, sk, &format_timestamp(SERVER_NOW), &signing);
+        assert_eq!(
+            request.verify_at(&value, sk, request.body, SERVER_NOW, 0),
+            Ok(()),
+            "the server refuses what the client signer signed: {value:?}"
+        );
     }
 }
 

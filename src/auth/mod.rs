@@ -25,6 +25,7 @@
 //!   answer `host` from the `:authority` pseudo-header.)
 
 pub mod c2;
+pub mod client;
 pub mod keys;
 pub mod lockout;
 pub mod signing_cache;

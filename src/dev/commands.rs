@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use super::simulate;
+use crate::auth::client;
 use crate::cli::{SignArgs, SimulateArgs};
 use crate::shutdown::Shutdown;
 
@@ -45,44 +46,23 @@ pub fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The request body of `query` and `sign`, fields in the vendor's order: ccId (only when
-/// given), vdn, taskId (as a string: it may exceed 64 bits).
-pub fn request_body(cc_id: Option<u16>, vdn: u16, task_id: &str) -> String {
-    let task = serde_json::Value::String(task_id.to_owned());
-    match cc_id {
-        Some(cc) => format!(r#"{{"ccId":{cc},"vdn":{vdn},"taskId":{task}}}"#),
-        None => format!(r#"{{"vdn":{vdn},"taskId":{task}}}"#),
-    }
-}
-
-/// Now, as the signature's timestamp.
-pub fn signing_timestamp() -> String {
-    crate::auth::c2::format_timestamp(crate::clock::now_unix())
-}
-
-/// `realstat sign`: prints the Authorization header of a request for `args.host`.
+/// `realstat sign`: prints the Authorization header of a request for `args.host` (signed over
+/// `host` alone, so curl's own Content-Length and Content-Type need not match).
 pub fn sign(args: SignArgs) -> ExitCode {
     let r = &args.request;
-    let body = request_body(r.cc_id, r.vdn, &r.task_id);
-    let authorization = crate::auth::c2::sign(
-        &r.ak,
-        r.sk.as_bytes(),
-        &signing_timestamp(),
-        &crate::auth::c2::ClientRequest {
-            method: "POST",
-            path: crate::api::PATH,
-            raw_query: None,
-            headers: &[("host", args.host.as_bytes())],
-            body: body.as_bytes(),
-        },
-    );
+    let body = client::realstatistic_body(r.cc_id, r.vdn, &r.task_id);
+    let request =
+        client::Request::post_json(&args.host, crate::api::PATH, body.as_bytes()).host_only();
+    let authorization =
+        client::authorization(&r.ak, r.sk.as_bytes(), &client::timestamp_now(), &request);
     crate::telemetry::out(authorization);
     crate::telemetry::err(format_args!(
         "# signed for Host {host} and exactly this body; for example:\n\
-         # curl -X POST http://{host}{path} -H 'Content-Type: application/json;charset=UTF-8' \
+         # curl -X POST http://{host}{path} -H 'Content-Type: {content_type}' \
          -H \"Authorization: $(realstat sign ...)\" -d '{body}'",
         host = args.host,
         path = crate::api::PATH,
+        content_type = client::JSON_CONTENT_TYPE,
     ));
     ExitCode::SUCCESS
 }

@@ -9,13 +9,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::commands::{request_body, signing_timestamp};
-use crate::auth::c2;
+use crate::auth::client;
 use crate::cli::QueryArgs;
 use crate::result_code::ResultCode;
 use crate::telemetry;
 
-const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a request goes: `scheme://authority` + `path`.
@@ -72,30 +70,16 @@ impl Target {
 pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
     let target = Target::parse(&args.url)?;
     let r = &args.request;
-    let body = request_body(r.cc_id, r.vdn, &r.task_id);
-    let length = body.len().to_string();
-    let authorization = c2::sign(
-        &r.ak,
-        r.sk.as_bytes(),
-        &signing_timestamp(),
-        &c2::ClientRequest {
-            method: "POST",
-            path: &target.path,
-            raw_query: None,
-            headers: &[
-                ("content-length", length.as_bytes()),
-                ("content-type", CONTENT_TYPE.as_bytes()),
-                ("host", target.authority.as_bytes()),
-            ],
-            body: body.as_bytes(),
-        },
-    );
+    let body = client::realstatistic_body(r.cc_id, r.vdn, &r.task_id);
+    let request = client::Request::post_json(&target.authority, &target.path, body.as_bytes());
+    let authorization =
+        client::authorization(&r.ak, r.sk.as_bytes(), &client::timestamp_now(), &request);
     let url = target.url();
     let failed = |e: ureq::Error| format!("request to {url} failed: {e}");
     let mut response = agent(&args)?
         .post(&url)
         .header("Host", &target.authority)
-        .header("Content-Type", CONTENT_TYPE)
+        .header("Content-Type", client::JSON_CONTENT_TYPE)
         .header("Authorization", &authorization)
         .send(body.as_bytes())
         .map_err(failed)?;

@@ -5,39 +5,22 @@ use std::time::Duration;
 
 use crate::support::*;
 
-async fn ready_app() -> (TestApp, MockKafka) {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    (app, kafka)
-}
-
-/// A correctly signed POST whose body is arbitrary bytes.
-fn signed_raw(host: &str, body: &[u8], extra_headers: &str) -> Vec<u8> {
-    let len = body.len();
-    let auth = authorization(AK, SK, host, body, &now_timestamp());
-    let mut req = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {auth}\r\nContent-Length: {len}\r\n{extra_headers}Connection: close\r\n\r\n"
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    req
-}
-
-fn code(r: &crate::support::http::Response) -> String {
+fn code(r: &Response) -> String {
     result(r).0
+}
+
+/// After the hostile traffic, a good request is still answered.
+async fn still_serving_then_stop(app: TestApp) {
+    let r = app.query(r#"{"vdn":92,"taskId":"1"}"#).await;
+    assert_eq!((r.status, code(&r).as_str()), (200, "0100000"));
+    app.stop().await;
 }
 
 #[actix_web::test]
 async fn hostile_bodies_get_0100002() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     // Not UTF-8.
-    let r = raw(
-        &app.api,
-        signed_raw(&app.api, b"{\"vdn\":92,\"taskId\":\"\xff\xfe\"}", ""),
-    )
-    .await;
+    let r = app.query(b"{\"vdn\":92,\"taskId\":\"\xff\xfe\"}").await;
     assert_eq!((r.status, code(&r).as_str()), (200, "0100002"));
     // Deeply nested JSON, within 4 KiB: in a known field it is a wrong type; in an unknown field
     // it is skipped like any unknown field. Neither crashes anything.
@@ -49,28 +32,19 @@ async fn hostile_bodies_get_0100002() {
         )
     };
     let body = deep("taskId").replacen(r#""taskId":"1","#, "", 1);
-    let r = raw(&app.api, signed_raw(&app.api, body.as_bytes(), "")).await;
+    let r = app.query(&body).await;
     assert_eq!((r.status, code(&r).as_str()), (200, "0100002"));
-    let r = raw(&app.api, signed_raw(&app.api, deep("x").as_bytes(), "")).await;
+    let r = app.query(deep("x")).await;
     assert_eq!((r.status, code(&r).as_str()), (200, "0100000"));
     // NUL bytes and control characters.
-    let r = raw(
-        &app.api,
-        signed_raw(&app.api, b"{\"vdn\":92,\"taskId\":\"1\0\"}", ""),
-    )
-    .await;
+    let r = app.query(b"{\"vdn\":92,\"taskId\":\"1\0\"}").await;
     assert_eq!((r.status, code(&r).as_str()), (200, "0100002"));
-    // Still serving.
-    assert_eq!(
-        code(&app.query(r#"{"vdn":92,"taskId":"1"}"#).await),
-        "0100000"
-    );
-    app.stop().await;
+    still_serving_then_stop(app).await;
 }
 
 #[actix_web::test]
 async fn header_tricks_are_401() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     let body = br#"{"vdn":92,"taskId":"1"}"#;
     // A second Host header next to the signed one: ambiguous, refused.
     let r = raw(
@@ -84,46 +58,17 @@ async fn header_tricks_are_401() {
         r.status,
         r.text()
     );
-    // Signed header list with an injected name: malformed.
-    let ts = now_timestamp();
-    let good = authorization(
-        AK,
-        SK,
-        &app.api,
-        std::str::from_utf8(body).unwrap_or(""),
-        &ts,
-    );
-    let injected = good.replace(
-        "content-length;content-type;host",
+    // Signed header list with an injected name, or naming a header the request does not carry:
+    // malformed.
+    let good = authorization(AK, SK, &app.api, body, &now_timestamp());
+    for signed in [
         "content-length;content-type;host;x:1",
-    );
-    let r = post(
-        &app.api,
-        &[
-            ("Host", &app.api),
-            ("Content-Type", "application/json;charset=UTF-8"),
-            ("Authorization", &injected),
-        ],
-        std::str::from_utf8(body).unwrap_or(""),
-    )
-    .await;
-    assert_eq!((r.status, code(&r).as_str()), (401, "0100001"));
-    // A signed header that the request does not carry.
-    let extra = good.replace(
-        "content-length;content-type;host",
         "content-length;content-type;host;x-custom",
-    );
-    let r = post(
-        &app.api,
-        &[
-            ("Host", &app.api),
-            ("Content-Type", "application/json;charset=UTF-8"),
-            ("Authorization", &extra),
-        ],
-        std::str::from_utf8(body).unwrap_or(""),
-    )
-    .await;
-    assert_eq!((r.status, code(&r).as_str()), (401, "0100001"));
+    ] {
+        let forged = good.replace("content-length;content-type;host", signed);
+        let r = post_with(&app.api, PATH, &forged, &[], body).await;
+        assert_eq!((r.status, code(&r).as_str()), (401, "0100001"), "{signed}");
+    }
     // Non-UTF-8 bytes in the Authorization header.
     let mut req = format!(
         "POST {PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: auth-v2/",
@@ -140,7 +85,7 @@ async fn header_tricks_are_401() {
 
 #[actix_web::test]
 async fn huge_and_malformed_headers_are_refused_and_the_service_goes_on() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     // Over the configured limit (16 KiB): 431 with the vendor's error shape.
     let big = format!("X-Pad: {}\r\n", "a".repeat(20_000));
     let r = raw(
@@ -151,35 +96,26 @@ async fn huge_and_malformed_headers_are_refused_and_the_service_goes_on() {
     assert_eq!((r.status, code(&r).as_str()), (431, "0100002"));
     // Over the HTTP parser's own hard limit (128 KiB): the connection is refused outright.
     let huge = format!("X-Pad: {}\r\n", "a".repeat(200_000));
-    let r = tokio::task::spawn_blocking({
-        let api = app.api.clone();
-        let req = signed_raw(&api, br#"{"vdn":92,"taskId":"1"}"#, &huge);
-        move || crate::support::http::send_raw(&api, &req, Duration::from_secs(5))
-    })
-    .await
-    .expect("join");
+    let req = signed_raw(&app.api, br#"{"vdn":92,"taskId":"1"}"#, &huge);
+    let r = try_raw(&app.api, req).await;
     assert!(r.map(|r| r.status).unwrap_or(431) >= 400);
     let garbage =
         b"POST /rest/cmsapp/v1/openapi/fromisales/realstatistic HTTP/1.1\r\nHost\r\n\r\n".to_vec();
     let r = raw(&app.api, garbage).await;
     assert_eq!(r.status, 400);
-    assert_eq!(
-        code(&app.query(r#"{"vdn":92,"taskId":"1"}"#).await),
-        "0100000"
-    );
-    app.stop().await;
+    still_serving_then_stop(app).await;
 }
 
 #[actix_web::test]
 async fn slow_clients_are_cut_off() {
     use std::io::{Read, Write};
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.limits.body_timeout = Duration::from_millis(800);
-    settings.limits.request_head_timeout = Duration::from_millis(800);
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.limits.body_timeout = Duration::from_millis(800);
+            s.limits.request_head_timeout = Duration::from_millis(800);
+        })
+        .spawn()
+        .await;
 
     let api = app.api.clone();
     let (slow_body, slow_head) = tokio::task::spawn_blocking(move || {
@@ -213,9 +149,5 @@ async fn slow_clients_are_cut_off() {
         slow_head.is_empty() || slow_head.starts_with("HTTP/1.1 408"),
         "{slow_head}"
     );
-    assert_eq!(
-        code(&app.query(r#"{"vdn":92,"taskId":"1"}"#).await),
-        "0100000"
-    );
-    app.stop().await;
+    still_serving_then_stop(app).await;
 }

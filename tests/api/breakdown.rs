@@ -1,20 +1,11 @@
 //! The breakdown over real sockets: buckets by the local time of each call's first event,
 //! failed calls by cause, adding up to the single query's numbers.
 
-use std::time::Duration;
-
 use realstat::api::breakdown::PATH as BREAKDOWN;
-use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, encode_call_with_code, CallState};
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-const TASK: TaskKey = TaskKey {
-    cc_id: 1,
-    vdn: 92,
-    task_id: 31,
-};
 
 /// Local date and `HH:mm` bucket start (of `grain` minutes) of `ts` in Asia/Shanghai.
 fn local(ts: i64, grain: i64) -> (String, String) {
@@ -31,21 +22,17 @@ fn local(ts: i64, grain: i64) -> (String, String) {
 
 #[actix_web::test]
 async fn buckets_and_causes_match_the_events_and_add_up() {
-    let kafka = MockKafka::start("events", 1);
     let t = now_ms() - 2_000;
+    let task = task(31);
     let events = [
-        encode_call(&TASK, "a", CallState::Finished, t),
-        encode_call_with_code(&TASK, "b", CallState::Failed, t, Some("00601")),
-        encode_call_with_code(&TASK, "c", CallState::Failed, t, Some("00302")),
-        encode_call_with_code(&TASK, "c", CallState::Failed, t, Some("00302")),
-        encode_call(&TASK, "d", CallState::Failed, t),
-        encode_call(&TASK, "e", CallState::Queued, t),
+        encode_call(&task, "a", CallState::Finished, t),
+        encode_call_with_code(&task, "b", CallState::Failed, t, Some("00601")),
+        encode_call_with_code(&task, "c", CallState::Failed, t, Some("00302")),
+        encode_call_with_code(&task, "c", CallState::Failed, t, Some("00302")),
+        encode_call(&task, "d", CallState::Failed, t),
+        encode_call(&task, "e", CallState::Queued, t),
     ];
-    let msgs: Vec<(Option<&str>, &[u8])> = events.iter().map(|e| (None, e.as_bytes())).collect();
-    kafka.produce(&msgs);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder().events(&events).spawn().await;
 
     let (date, start) = local(t, 15);
     let mut shape = Value::Null;
@@ -92,47 +79,24 @@ async fn buckets_and_causes_match_the_events_and_add_up() {
 
 #[actix_web::test]
 async fn shared_checks_and_parameter_errors() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-
-    let r = request_to(&app.api, "PUT", BREAKDOWN, &[("Host", &app.api)], "").await;
-    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
-    let r = request_to(
-        &app.api,
-        "POST",
+    let app = spawn_app().await;
+    assert_post_route_checks(&app, "PUT", BREAKDOWN, |vdn| {
+        format!(r#"{{"vdn":{vdn},"taskId":1}}"#)
+    })
+    .await;
+    assert_parameter_errors(
+        &app,
         BREAKDOWN,
-        &[("Host", &app.api), ("Content-Type", "application/json")],
-        r#"{"vdn":92,"taskId":1}"#,
+        &[
+            (r#"{"vdn":92,"taskId":1,"day":"tomorrow"}"#, "day must be"),
+            (
+                r#"{"vdn":92,"taskId":1,"timeGrain":"5MIN"}"#,
+                "timeGrain must be",
+            ),
+            (r#"{"vdn":92}"#, "taskId is required"),
+        ],
     )
     .await;
-    assert_eq!(r.status, 401);
-    let r = signed_post_to(
-        &app.api,
-        BREAKDOWN,
-        SCOPED_AK,
-        SCOPED_SK,
-        r#"{"vdn":93,"taskId":1}"#,
-    )
-    .await;
-    assert_eq!(result(&r).0, "0101003");
-    for (body, want) in [
-        (r#"{"vdn":92,"taskId":1,"day":"tomorrow"}"#, "day must be"),
-        (
-            r#"{"vdn":92,"taskId":1,"timeGrain":"5MIN"}"#,
-            "timeGrain must be",
-        ),
-        (r#"{"vdn":92}"#, "taskId is required"),
-    ] {
-        let r = signed_post_to(&app.api, BREAKDOWN, AK, SK, body).await;
-        let (code, desc) = result(&r);
-        assert_eq!(code, "0100002", "{body}");
-        assert!(
-            desc.as_str().is_some_and(|d| d.contains(want)),
-            "{body}: {desc}"
-        );
-    }
     // Defaults: today, hourly; an unknown task has empty buckets and no causes.
     let r = signed_post_to(&app.api, BREAKDOWN, AK, SK, r#"{"vdn":92,"taskId":404}"#).await;
     let (_, desc) = result(&r);

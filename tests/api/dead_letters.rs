@@ -6,7 +6,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, CallState};
 use realstat::ingest::dead_letter::{HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
 
@@ -14,37 +13,22 @@ use crate::support::*;
 
 #[actix_web::test]
 async fn rejected_events_go_to_the_dead_letter_topic_with_their_reason() {
-    let kafka = MockKafka::start("events", 1);
-    kafka
-        .kafka
-        .create_topic("events.dlq", 1)
-        .expect("dlq topic");
-    let task = TaskKey {
-        cc_id: 1,
-        vdn: 92,
-        task_id: 3,
-    };
-    let good = encode_call(&task, "a", CallState::Finished, now_ms() - 1_000);
-    kafka.produce(&[
-        (None, b"{broken".as_slice()),
-        (None, good.as_bytes()),
-        (
-            Some("1:92:3"),
-            br#"{"type":"CALL","vdn":92,"taskId":"3","callId":"b","state":"NOPE","ts":5}"#
-                .as_slice(),
-        ),
-    ]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.kafka.dlq_topic = Some("events.dlq".into());
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let good = encode_call(&task(3), "a", CallState::Finished, now_ms() - 1_000);
+    let app = TestApp::builder()
+        .events(&[b"{broken".as_slice(), good.as_bytes()])
+        .keyed_events(
+            "1:92:3",
+            &[br#"{"type":"CALL","vdn":92,"taskId":"3","callId":"b","state":"NOPE","ts":5}"#],
+        )
+        .dead_letters()
+        .spawn()
+        .await;
     assert_eq!(
         result(&app.query(r#"{"vdn":92,"taskId":3}"#).await).1["totalCount"],
         "1"
     );
 
-    let brokers = kafka.brokers();
+    let brokers = app.kafka.brokers();
     let copies = tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
@@ -53,7 +37,7 @@ async fn rejected_events_go_to_the_dead_letter_topic_with_their_reason() {
             .create()
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("events.dlq", 0, Offset::Beginning)
+        tpl.add_partition_offset(DLQ_TOPIC, 0, Offset::Beginning)
             .expect("tpl");
         consumer.assign(&tpl).expect("assign");
         let mut out = Vec::new();

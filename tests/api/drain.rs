@@ -126,19 +126,9 @@ fn idle_connection(addr: &str, request: &[u8]) -> TcpStream {
 
 #[actix_web::test]
 async fn shutdown_answers_every_request_already_sent_on_keep_alive_connections() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = spawn_app().await;
 
-    let auth = authorization(AK, SK, &app.api, BODY, &now_timestamp());
-    let request = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json;charset=UTF-8\r\n\
-         Authorization: {auth}\r\nContent-Length: {len}\r\n\r\n{BODY}",
-        host = app.api,
-        len = BODY.len()
-    )
-    .into_bytes();
+    let request = signed_raw_keep_alive(&app.api, BODY.as_bytes(), "");
     let counters = Arc::new(Counters::default());
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|i| {

@@ -2,26 +2,13 @@
 
 use std::time::Duration;
 
+use realstat::auth::client::Request;
+
 use crate::support::*;
-
-async fn ready_app() -> (TestApp, MockKafka) {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    (app, kafka)
-}
-
-fn assert_code(r: &crate::support::http::Response, status: u16, code: &str) -> String {
-    assert_eq!(r.status, status, "body: {}", r.text());
-    let (got, desc) = result(r);
-    assert_eq!(got, code, "body: {}", r.text());
-    desc.as_str().map(str::to_owned).unwrap_or_default()
-}
 
 #[actix_web::test]
 async fn invalid_parameters_are_0100002() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     for body in [
         "",
         "not json",
@@ -51,30 +38,14 @@ async fn invalid_parameters_are_0100002() {
 }
 
 /// Signed over `host` only, so the Content-Type is free to be anything.
-async fn post_signed_over_host_only(
-    app: &TestApp,
-    content_type: &str,
-    body: &str,
-) -> crate::support::http::Response {
-    let auth = realstat::auth::c2::sign(
-        AK,
-        SK.as_bytes(),
-        &now_timestamp(),
-        &realstat::auth::c2::ClientRequest {
-            method: "POST",
-            path: PATH,
-            raw_query: None,
-            headers: &[("host", app.api.as_bytes())],
-            body: body.as_bytes(),
-        },
-    );
-    post(
+async fn post_signed_over_host_only(app: &TestApp, content_type: &str, body: &str) -> Response {
+    let request = Request::post_json(&app.api, PATH, body.as_bytes()).host_only();
+    let auth = sign(AK, SK, &request);
+    post_with(
         &app.api,
-        &[
-            ("Host", &app.api),
-            ("Content-Type", content_type),
-            ("Authorization", &auth),
-        ],
+        PATH,
+        &auth,
+        &[("Content-Type", content_type)],
         body,
     )
     .await
@@ -82,7 +53,7 @@ async fn post_signed_over_host_only(
 
 #[actix_web::test]
 async fn wrong_content_type_is_0100002() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     let body = r#"{"vdn":92,"taskId":"1"}"#;
     for ct in [
         "text/plain",
@@ -103,7 +74,7 @@ async fn wrong_content_type_is_0100002() {
 
 #[actix_web::test]
 async fn body_over_4_kib_is_413_0100002() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     let body = format!(r#"{{"vdn":92,"taskId":"1","pad":"{}"}}"#, "x".repeat(4100));
     let r = app.query(&body).await;
     assert_code(&r, 413, "0100002");
@@ -129,30 +100,21 @@ async fn body_over_4_kib_is_413_0100002() {
 
 #[actix_web::test]
 async fn authentication_failures_are_401_0100001() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     let body = r#"{"vdn":92,"taskId":"1"}"#;
     let ts = now_timestamp();
     let good = authorization(AK, SK, &app.api, body, &ts);
     let with = |auth: String| {
         let api = app.api.clone();
-        async move {
-            post(
-                &api,
-                &[
-                    ("Host", &api),
-                    ("Content-Type", "application/json;charset=UTF-8"),
-                    ("Authorization", &auth),
-                ],
-                body,
-            )
-            .await
-        }
+        async move { post_with(&api, PATH, &auth, &[], body).await }
     };
 
     // Missing.
-    let r = post(
+    let r = request_to(
         &app.api,
-        &[("Host", &app.api), ("Content-Type", "application/json")],
+        "POST",
+        PATH,
+        &[("Content-Type", "application/json")],
         body,
     )
     .await;
@@ -194,16 +156,7 @@ async fn authentication_failures_are_401_0100001() {
     );
     assert_eq!(unknown, mismatch);
     // Tampered body: the signature covers it.
-    let tampered = post(
-        &app.api,
-        &[
-            ("Host", &app.api),
-            ("Content-Type", "application/json;charset=UTF-8"),
-            ("Authorization", &good),
-        ],
-        r#"{"vdn":93,"taskId":"1"}"#,
-    )
-    .await;
+    let tampered = post_with(&app.api, PATH, &good, &[], r#"{"vdn":93,"taskId":"1"}"#).await;
     assert_code(&tampered, 401, "0100001");
     // Signed for another Host.
     let other_host = authorization(AK, SK, "10.0.0.1:8080", body, &ts);
@@ -223,20 +176,16 @@ async fn authentication_failures_are_401_0100001() {
         assert!(!text.contains(SK) && !text.contains(&good[good.len() - 64..]));
     }
     let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, r#"realstat_auth_failures_total{category="missing"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&m, r#"realstat_auth_failures_total{category="expired"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
-            &m,
-            r#"realstat_auth_failures_total{category="unknown_key"}"#
-        ),
-        Some(1.0)
+    assert_metrics(
+        &m,
+        &[
+            (r#"realstat_auth_failures_total{category="missing"}"#, 1.0),
+            (r#"realstat_auth_failures_total{category="expired"}"#, 1.0),
+            (
+                r#"realstat_auth_failures_total{category="unknown_key"}"#,
+                1.0,
+            ),
+        ],
     );
     assert!(!m.contains(SK) && !m.contains(AK), "no keys in metrics");
     app.stop().await;
@@ -244,7 +193,7 @@ async fn authentication_failures_are_401_0100001() {
 
 #[actix_web::test]
 async fn a_key_scoped_to_vdn_92_cannot_read_vdn_93() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     let r = signed_post(&app.api, SCOPED_AK, SCOPED_SK, r#"{"vdn":92,"taskId":"1"}"#).await;
     assert_code(&r, 200, "0100000");
     let r = signed_post(&app.api, SCOPED_AK, SCOPED_SK, r#"{"vdn":93,"taskId":"1"}"#).await;
@@ -255,66 +204,67 @@ async fn a_key_scoped_to_vdn_92_cannot_read_vdn_93() {
 
 #[actix_web::test]
 async fn methods_other_than_post_are_405_with_allow() {
-    let (app, _kafka) = ready_app().await;
+    let app = spawn_app().await;
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
-        let api = app.api.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            crate::support::http::request(&api, method, PATH, &[], b"", Duration::from_secs(5))
-        })
-        .await
-        .expect("join")
-        .expect("answered");
+        let r = request_to(&app.api, method, PATH, &[], "").await;
         assert_code(&r, 405, "0100001");
         assert_eq!(r.header("allow"), Some("POST"), "{method}");
     }
     app.stop().await;
 }
 
+/// Locks an address out after 3 failures, for `duration`. The test client comes through "the
+/// NSLB" (loopback), which names the real client in `X-Forwarded-For`.
+async fn app_with_lockout(duration: Duration) -> TestApp {
+    TestApp::builder()
+        .settings(move |s| {
+            s.auth.lockout_threshold = 3;
+            s.auth.lockout_duration = duration;
+            s.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+        })
+        .spawn()
+        .await
+}
+
+/// A request signed now with `sk`, its `X-Forwarded-For` lines as they arrive (the client's own,
+/// which it may forge, first).
+async fn post_forwarded_for(app: &TestApp, lines: &[&str], sk: &str) -> Response {
+    let body = r#"{"vdn":92,"taskId":"1"}"#;
+    let auth = authorization(AK, sk, &app.api, body, &now_timestamp());
+    let headers: Vec<(&str, &str)> = lines.iter().map(|l| ("X-Forwarded-For", *l)).collect();
+    post_with(&app.api, PATH, &auth, &headers, body).await
+}
+
 #[actix_web::test]
 async fn repeated_failures_lock_the_address_then_the_lock_expires() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.auth.lockout_threshold = 3;
-    settings.auth.lockout_duration = Duration::from_secs(2);
-    // The test client comes through "the NSLB" (loopback), which names the real client.
-    settings.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    let body = r#"{"vdn":92,"taskId":"1"}"#;
-    let send = |client: &'static str, sk: &'static str| {
-        let api = app.api.clone();
-        async move {
-            let auth = authorization(AK, sk, &api, body, &now_timestamp());
-            post(
-                &api,
-                &[
-                    ("Host", &api),
-                    ("Content-Type", "application/json;charset=UTF-8"),
-                    ("Authorization", &auth),
-                    ("X-Forwarded-For", client),
-                ],
-                body,
-            )
-            .await
-        }
-    };
+    let app = app_with_lockout(Duration::from_secs(2)).await;
     for _ in 0..3 {
-        assert_code(&send("198.51.100.1", "wrong").await, 401, "0100001");
+        assert_code(
+            &post_forwarded_for(&app, &["198.51.100.1"], "wrong").await,
+            401,
+            "0100001",
+        );
     }
     // Locked: even a correct signature is refused, without being checked.
-    let locked = send("198.51.100.1", SK).await;
+    let locked = post_forwarded_for(&app, &["198.51.100.1"], SK).await;
     let desc = assert_code(&locked, 403, "0100001");
     assert_eq!(desc, "IP address is locked");
     // Another client behind the same balancer is not affected.
-    assert_code(&send("198.51.100.2", SK).await, 200, "0100000");
+    assert_code(
+        &post_forwarded_for(&app, &["198.51.100.2"], SK).await,
+        200,
+        "0100000",
+    );
     // The lock expires.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_code(&send("198.51.100.1", SK).await, 200, "0100000");
-    let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, r#"realstat_auth_failures_total{category="locked"}"#),
-        Some(1.0)
+    assert_code(
+        &post_forwarded_for(&app, &["198.51.100.1"], SK).await,
+        200,
+        "0100000",
+    );
+    assert_metrics(
+        &app.metrics().await,
+        &[(r#"realstat_auth_failures_total{category="locked"}"#, 1.0)],
     );
     app.stop().await;
 }
@@ -324,48 +274,25 @@ async fn repeated_failures_lock_the_address_then_the_lock_expires() {
 /// lockout nor locks out someone else.
 #[actix_web::test]
 async fn a_forged_forwarded_for_line_neither_evades_nor_causes_a_lockout() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.auth.lockout_threshold = 3;
-    settings.auth.lockout_duration = Duration::from_secs(300);
-    settings.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    let body = r#"{"vdn":92,"taskId":"1"}"#;
-    // `lines`: the X-Forwarded-For lines as they arrive, the client's (forged) one first.
-    let send = |lines: Vec<String>, sk: &'static str| {
-        let api = app.api.clone();
-        async move {
-            let auth = authorization(AK, sk, &api, body, &now_timestamp());
-            let mut headers = vec![
-                ("Host", api.as_str()),
-                ("Content-Type", "application/json;charset=UTF-8"),
-                ("Authorization", auth.as_str()),
-            ];
-            headers.extend(lines.iter().map(|l| ("X-Forwarded-For", l.as_str())));
-            post(&api, &headers, body).await
-        }
-    };
-    let via_nslb = |forged: &str, real: &str| vec![forged.to_owned(), real.to_owned()];
+    let app = app_with_lockout(Duration::from_secs(300)).await;
 
     // Evasion: a new forged address on every attempt; the balancer's line names the client.
     for i in 1..=3 {
         let forged = format!("203.0.113.{i}");
-        let r = send(via_nslb(&forged, "198.51.100.9"), "wrong").await;
+        let r = post_forwarded_for(&app, &[&forged, "198.51.100.9"], "wrong").await;
         assert_code(&r, 401, "0100001");
     }
-    let r = send(via_nslb("203.0.113.4", "198.51.100.9"), SK).await;
+    let r = post_forwarded_for(&app, &["203.0.113.4", "198.51.100.9"], SK).await;
     assert_code(&r, 403, "0100001");
 
     // Framing: another client forges the victim's address in its first line.
     for _ in 0..3 {
-        let r = send(via_nslb("198.51.100.50", "198.51.100.10"), "wrong").await;
+        let r = post_forwarded_for(&app, &["198.51.100.50", "198.51.100.10"], "wrong").await;
         assert_code(&r, 401, "0100001");
     }
-    let victim = send(vec!["198.51.100.50".to_owned()], SK).await;
+    let victim = post_forwarded_for(&app, &["198.51.100.50"], SK).await;
     assert_code(&victim, 200, "0100000");
-    let attacker = send(vec!["198.51.100.10".to_owned()], SK).await;
+    let attacker = post_forwarded_for(&app, &["198.51.100.10"], SK).await;
     assert_code(&attacker, 403, "0100001");
     app.stop().await;
 }

@@ -2,9 +2,8 @@
 //! that mostly waits (100 ms polls) and now and then gets one event shows batches of a few
 //! milliseconds at most, never the poll wait.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, CallState};
 
 use crate::support::*;
@@ -13,31 +12,21 @@ const EVENTS: usize = 10;
 
 #[actix_web::test]
 async fn fold_batch_duration_excludes_the_wait_for_messages() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    let task = TaskKey {
-        cc_id: 1,
-        vdn: 92,
-        task_id: 77,
-    };
+    let app = spawn_app().await;
+    let task = task(77);
 
     // One event at a time, each arriving while the consumer sits in a poll: with the wait
     // counted, each batch would last as long as the consumer had been waiting (0..100 ms).
     for i in 0..EVENTS {
         let event = encode_call(&task, &format!("c{i}"), CallState::Queued, now_ms());
-        let k = kafka.brokers();
-        tokio::task::spawn_blocking(move || produce(&k, "events", &[(None, event.as_bytes())]))
+        let k = app.kafka.brokers();
+        tokio::task::spawn_blocking(move || produce(&k, TOPIC, &[(None, event.as_bytes())]))
             .await
             .expect("produced");
         tokio::time::sleep(Duration::from_millis(130)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&app.metrics().await, "realstat_events_consumed_total") < Some(EVENTS as f64) {
-        assert!(Instant::now() < deadline, "events not consumed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_metric("realstat_events_consumed_total", |n| n >= EVENTS as f64)
+        .await;
     // Then idle: polls that return nothing are not batches.
     tokio::time::sleep(Duration::from_secs(1)).await;
 

@@ -4,12 +4,10 @@ use crate::support::*;
 
 #[actix_web::test]
 async fn live_and_ready() {
-    let kafka = MockKafka::start("events", 2);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
+    let app = TestApp::builder().partitions(2).unready().spawn().await;
     assert_eq!(get(&app.admin, "/health/live").await.status, 200);
     // An empty topic: nothing to catch up with.
-    app.wait_ready(Duration::from_secs(20)).await;
+    app.wait_ready().await;
     // The admin endpoints are not on the API listener (the balancer exposes only the API).
     assert_eq!(get(&app.api, "/health/ready").await.status, 404);
     assert_eq!(get(&app.api, "/metrics").await.status, 404);
@@ -19,10 +17,12 @@ async fn live_and_ready() {
 /// Until the replica has caught up it answers 503 / 0100999, and readiness says 503 too.
 #[actix_web::test]
 async fn not_ready_until_the_topic_can_be_read() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
     // The topic does not exist: the consumer waits for it, the replica is not ready.
-    let app = spawn_app(test_settings(&kafka.brokers(), "no-such-topic", &dir), dir).await;
+    let app = TestApp::builder()
+        .settings(|s| s.kafka.topic = "no-such-topic".into())
+        .unready()
+        .spawn()
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(get(&app.admin, "/health/live").await.status, 200);
     assert_eq!(get(&app.admin, "/health/ready").await.status, 503);
@@ -30,11 +30,11 @@ async fn not_ready_until_the_topic_can_be_read() {
     assert_eq!(r.status, 503);
     assert_eq!(result(&r).0, "0100999");
     // Created late: picked up, and the replica becomes ready.
-    kafka
+    app.kafka
         .kafka
         .create_topic("no-such-topic", 1)
         .expect("created");
-    app.wait_ready(Duration::from_secs(20)).await;
+    app.wait_ready().await;
     assert_eq!(app.query(r#"{"vdn":92,"taskId":1}"#).await.status, 200);
     app.stop().await;
 }

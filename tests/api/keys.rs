@@ -16,21 +16,9 @@ async fn status_with(app: &TestApp, sk: &str) -> (u16, String) {
     (r.status, result(&r).0)
 }
 
-/// Waits until `series` reaches `at_least`.
-async fn wait_metric(app: &TestApp, series: &str, at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&app.metrics().await, series) < Some(at_least) {
-        assert!(Instant::now() < deadline, "{series} below {at_least}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[actix_web::test]
 async fn rotation_takes_effect_without_restart_and_drops_no_request() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = spawn_app().await;
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
     assert_eq!(status_with(&app, NEW_SK).await.0, 401);
     let m = app.metrics().await;
@@ -47,18 +35,8 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let auth = authorization(AK, SK, &api, BODY, &now_timestamp());
-                match crate::support::http::request(
-                    &api,
-                    "POST",
-                    PATH,
-                    &[
-                        ("Host", api.as_str()),
-                        ("Content-Type", "application/json;charset=UTF-8"),
-                        ("Authorization", auth.as_str()),
-                    ],
-                    BODY.as_bytes(),
-                    Duration::from_secs(5),
-                ) {
+                let headers = [("Content-Type", JSON), ("Authorization", auth.as_str())];
+                match try_request(&api, "POST", PATH, &headers, BODY.as_bytes()) {
                     Ok(r) if r.status == 200 || r.status == 401 => {
                         answered.fetch_add(1, Ordering::Relaxed);
                     }
@@ -71,9 +49,8 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     };
 
     // A broken file: the old keys stay.
-    let keys_path = app.dir.path().join("keys.toml");
-    std::fs::write(&keys_path, "[[key]]\nak = \"globalaktest\"\n").expect("broken file");
-    wait_metric(&app, REJECTED, 1.0).await;
+    app.write_keys("[[key]]\nak = \"globalaktest\"\n");
+    app.wait_metric(REJECTED, |n| n >= 1.0).await;
     assert_eq!(status_with(&app, SK).await, (200, "0100000".into()));
     assert_eq!(
         metric(&app.metrics().await, "realstat_keys_loaded"),
@@ -81,11 +58,9 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     );
 
     // The new secret replaces the old one.
-    std::fs::write(
-        &keys_path,
-        format!("[[key]]\nak = \"globalaktest\"\nsk = \"{NEW_SK}\"\nvdns = \"*\"\n"),
-    )
-    .expect("rotated file");
+    app.write_keys(&format!(
+        "[[key]]\nak = \"globalaktest\"\nsk = \"{NEW_SK}\"\nvdns = \"*\"\n"
+    ));
     let deadline = Instant::now() + Duration::from_secs(10);
     while status_with(&app, NEW_SK).await.0 != 200 {
         assert!(Instant::now() < deadline, "new key not picked up");
@@ -94,8 +69,7 @@ async fn rotation_takes_effect_without_restart_and_drops_no_request() {
     assert_eq!(status_with(&app, SK).await, (401, "0100001".into()));
     assert_eq!(status_with(&app, SCOPED_SK).await.0, 401);
     // Counted just after the swap.
-    wait_metric(&app, OK, 1.0).await;
-    let m = app.metrics().await;
+    let m = app.wait_metric(OK, |n| n >= 1.0).await;
     assert_eq!(metric(&m, "realstat_keys_loaded"), Some(1.0), "{m}");
 
     stop.store(true, Ordering::Relaxed);

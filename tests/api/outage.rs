@@ -3,26 +3,22 @@
 
 use std::time::Duration;
 
-use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, CallState};
 
 use crate::support::*;
 
-const TASK: TaskKey = TaskKey {
-    cc_id: 1,
-    vdn: 92,
-    task_id: 5,
-};
+const TASK: u128 = 5;
 
 fn calls(prefix: &str, n: usize, state: CallState) -> Vec<String> {
     let t = now_ms() - 1_000;
     (0..n)
-        .map(|i| encode_call(&TASK, &format!("{prefix}{i}"), state, t))
+        .map(|i| encode_call(&task(TASK), &format!("{prefix}{i}"), state, t))
         .collect()
 }
 
+/// Under the task's key, as iSales produces them.
 fn produce_all(kafka: &MockKafka, events: &[String]) {
-    let key = TASK.to_string();
+    let key = task(TASK).to_string();
     let msgs: Vec<(Option<&str>, &[u8])> = events
         .iter()
         .map(|e| (Some(key.as_str()), e.as_bytes()))
@@ -39,11 +35,12 @@ async fn total(app: &TestApp) -> String {
 
 #[actix_web::test]
 async fn answers_from_memory_during_an_outage_and_resumes_exactly() {
-    let kafka = MockKafka::start("events", 2);
-    produce_all(&kafka, &calls("a", 40, CallState::Failed));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder()
+        .partitions(2)
+        .keyed_events(&task(TASK).to_string(), &calls("a", 40, CallState::Failed))
+        .spawn()
+        .await;
+    let kafka = &app.kafka;
     assert_eq!(total(&app).await, "40");
 
     kafka.kafka.brokers_down().expect("down");
@@ -58,9 +55,9 @@ async fn answers_from_memory_during_an_outage_and_resumes_exactly() {
     );
 
     kafka.kafka.brokers_up().expect("up");
-    produce_all(&kafka, &calls("b", 25, CallState::Finished));
+    produce_all(kafka, &calls("b", 25, CallState::Finished));
     // Redelivered old events change nothing; new ones all count.
-    produce_all(&kafka, &calls("a", 40, CallState::Failed));
+    produce_all(kafka, &calls("a", 40, CallState::Failed));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while total(&app).await != "65" {
         assert!(std::time::Instant::now() < deadline, "did not resume");

@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use crate::support::*;
 
@@ -46,16 +45,9 @@ fn stderr(out: &Output) -> String {
 
 #[actix_web::test]
 async fn query_speaks_https_with_a_private_ca_or_insecure() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (_, tls) = self_signed_tls(dir.path(), "127.0.0.1");
-    let cert_path = tls.cert.clone();
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.tls = Some(tls);
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder().tls("127.0.0.1").spawn().await;
     let url = format!("https://{}", app.api);
-    let ca = cert_path.display().to_string();
+    let ca = app.cert_path().display().to_string();
 
     let out = query(&url, (AK, SK), &["--ca-cert", &ca]).await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -73,10 +65,7 @@ async fn query_speaks_https_with_a_private_ca_or_insecure() {
 
 #[actix_web::test]
 async fn query_exits_non_zero_on_every_error_answer() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = spawn_app().await;
     let url = format!("http://{}", app.api);
 
     let out = query(&url, (AK, SK), &[]).await;

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use realstat::events::ids::TaskKey;
 use realstat::events::{encode_call, encode_task, CallState};
 use serde_json::json;
@@ -16,7 +14,6 @@ const TASK: TaskKey = TaskKey {
 /// failed, answers exactly the vendor's example response.
 #[actix_web::test]
 async fn the_vendor_example_end_to_end() {
-    let kafka = MockKafka::start("events", 3);
     let t = now_ms() - 5_000;
     let key = TASK.to_string();
     let events = [
@@ -32,15 +29,11 @@ async fn the_vendor_example_end_to_end() {
         encode_call(&TASK, "c", CallState::Failed, t + 6),
         encode_call(&TASK, "d", CallState::Failed, t + 7),
     ];
-    let msgs: Vec<(Option<&str>, &[u8])> = events
-        .iter()
-        .map(|e| (Some(key.as_str()), e.as_bytes()))
-        .collect();
-    kafka.produce(&msgs);
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder()
+        .partitions(3)
+        .keyed_events(&key, &events)
+        .spawn()
+        .await;
 
     // The request exactly as in the vendor's example, ids as strings.
     let r = app
@@ -61,45 +54,36 @@ async fn the_vendor_example_end_to_end() {
 
 #[actix_web::test]
 async fn ids_are_lenient_and_task_ids_canonical_and_unknown_tasks_are_zero() {
-    let kafka = MockKafka::start("events", 1);
-    let task = TaskKey {
-        cc_id: 1,
-        vdn: 92,
-        task_id: 12,
-    };
+    let task = task(12);
     let t = now_ms() - 1_000;
     let q = encode_call(&task, "x", CallState::Queued, t);
     let d = encode_call(&task, "y", CallState::Dialing, t);
-    kafka.produce(&[(None, q.as_bytes()), (None, d.as_bytes())]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder().events(&[q, d]).spawn().await;
 
     let expected = json!({ "totalCount": "2", "succCount": "0", "failCount": "0", "succRate": "0%",
         "compCount": "0", "compRate": "0%", "waitCount": "1", "execCount": "1" });
-    // No ccId: the default call center (1). taskId with leading zeros, as a number, as a string.
-    for body in [
-        r#"{"vdn":92,"taskId":"0012"}"#,
-        r#"{"vdn":"92","taskId":12}"#,
-        r#"{"ccId":1,"vdn":92,"taskId":"12","unknown":{"x":[1]}}"#,
-        r#"{"ccId":null,"vdn":92,"taskId":"000000000000000000000000000012"}"#,
-    ] {
-        let r = app.query(body).await;
-        assert_eq!(
-            result(&r),
-            ("0100000".to_owned(), expected.clone()),
-            "{body}"
-        );
-    }
     let zeros = json!({ "totalCount": "0", "succCount": "0", "failCount": "0", "succRate": "0%",
         "compCount": "0", "compRate": "0%", "waitCount": "0", "execCount": "0" });
-    for body in [
-        r#"{"vdn":92,"taskId":"13"}"#,
-        r#"{"ccId":2,"vdn":92,"taskId":"12"}"#,
-        r#"{"vdn":93,"taskId":"12"}"#,
+    for (body, want) in [
+        // No ccId: the default call center (1). taskId with leading zeros, as a number, as a
+        // string.
+        (r#"{"vdn":92,"taskId":"0012"}"#, &expected),
+        (r#"{"vdn":"92","taskId":12}"#, &expected),
+        (
+            r#"{"ccId":1,"vdn":92,"taskId":"12","unknown":{"x":[1]}}"#,
+            &expected,
+        ),
+        (
+            r#"{"ccId":null,"vdn":92,"taskId":"000000000000000000000000000012"}"#,
+            &expected,
+        ),
+        // Another task, call center or VDN: zeros.
+        (r#"{"vdn":92,"taskId":"13"}"#, &zeros),
+        (r#"{"ccId":2,"vdn":92,"taskId":"12"}"#, &zeros),
+        (r#"{"vdn":93,"taskId":"12"}"#, &zeros),
     ] {
         let r = app.query(body).await;
-        assert_eq!(result(&r), ("0100000".to_owned(), zeros.clone()), "{body}");
+        assert_eq!(result(&r), ("0100000".to_owned(), want.clone()), "{body}");
     }
     app.stop().await;
 }
@@ -107,12 +91,7 @@ async fn ids_are_lenient_and_task_ids_canonical_and_unknown_tasks_are_zero() {
 /// Malformed events are counted by reason and skipped; every valid event around them counts.
 #[actix_web::test]
 async fn malformed_events_are_counted_and_skipped_and_metrics_say_so() {
-    let kafka = MockKafka::start("events", 1);
-    let task = TaskKey {
-        cc_id: 1,
-        vdn: 92,
-        task_id: 7,
-    };
+    let task = task(7);
     let t = now_ms() - 1_000;
     let ok1 = encode_call(&task, "a", CallState::Failed, t);
     let ok2 = encode_call(&task, "b", CallState::Finished, t);
@@ -129,11 +108,7 @@ async fn malformed_events_are_counted_and_skipped_and_metrics_say_so() {
         dup.as_bytes(),
         br#"{"type":"CALL","vdn":5001,"taskId":"7","callId":"z","state":"QUEUED","ts":5}"#,
     ];
-    let msgs: Vec<(Option<&str>, &[u8])> = messages.iter().map(|m| (None, *m)).collect();
-    kafka.produce(&msgs);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder().events(&messages).spawn().await;
 
     let r = app.query(r#"{"vdn":92,"taskId":7}"#).await;
     let (code, desc) = result(&r);
@@ -143,52 +118,29 @@ async fn malformed_events_are_counted_and_skipped_and_metrics_say_so() {
     assert_eq!(desc["compCount"], "2");
     assert_eq!(desc["succRate"], "50%");
 
-    let m = app.metrics().await;
-    assert_eq!(metric(&m, "realstat_events_consumed_total"), Some(9.0));
-    assert_eq!(
-        metric(&m, r#"realstat_events_applied_total{effect="changed"}"#),
-        Some(2.0)
+    assert_metrics(
+        &app.metrics().await,
+        &[
+            ("realstat_events_consumed_total", 9.0),
+            (r#"realstat_events_applied_total{effect="changed"}"#, 2.0),
+            (r#"realstat_events_applied_total{effect="unchanged"}"#, 1.0),
+            (r#"realstat_events_rejected_total{reason="not_json"}"#, 2.0),
+            (r#"realstat_events_rejected_total{reason="bad_state"}"#, 1.0),
+            (
+                r#"realstat_events_rejected_total{reason="bad_version"}"#,
+                1.0,
+            ),
+            (r#"realstat_events_rejected_total{reason="too_large"}"#, 1.0),
+            (r#"realstat_events_rejected_total{reason="bad_vdn"}"#, 1.0),
+            (
+                r#"realstat_requests_total{code="0100000",status="200"}"#,
+                1.0,
+            ),
+            ("realstat_tasks_tracked", 1.0),
+            ("realstat_calls_tracked", 2.0),
+            (r#"realstat_partition_next_offset{partition="0"}"#, 9.0),
+            ("realstat_ready", 1.0),
+        ],
     );
-    assert_eq!(
-        metric(&m, r#"realstat_events_applied_total{effect="unchanged"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&m, r#"realstat_events_rejected_total{reason="not_json"}"#),
-        Some(2.0)
-    );
-    assert_eq!(
-        metric(&m, r#"realstat_events_rejected_total{reason="bad_state"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
-            &m,
-            r#"realstat_events_rejected_total{reason="bad_version"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&m, r#"realstat_events_rejected_total{reason="too_large"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&m, r#"realstat_events_rejected_total{reason="bad_vdn"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
-            &m,
-            r#"realstat_requests_total{code="0100000",status="200"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(metric(&m, "realstat_tasks_tracked"), Some(1.0));
-    assert_eq!(metric(&m, "realstat_calls_tracked"), Some(2.0));
-    assert_eq!(
-        metric(&m, r#"realstat_partition_next_offset{partition="0"}"#),
-        Some(9.0)
-    );
-    assert_eq!(metric(&m, "realstat_ready"), Some(1.0));
     app.stop().await;
 }

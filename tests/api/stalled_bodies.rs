@@ -145,14 +145,8 @@ fn endless_chunks(mut s: TcpStream, limit: Duration, stop: &AtomicBool) -> (u64,
     (written, false)
 }
 
-async fn app_with(settings: impl FnOnce(&mut realstat::config::Settings)) -> (TestApp, MockKafka) {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = test_settings(&kafka.brokers(), "events", &dir);
-    settings(&mut s);
-    let app = spawn_app(s, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    (app, kafka)
+async fn app_with(settings: impl FnOnce(&mut realstat::config::Settings) + 'static) -> TestApp {
+    TestApp::builder().settings(settings).spawn().await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -163,7 +157,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// on the API and on the admin listener, and the answer says so.
 #[actix_web::test]
 async fn a_stalled_chunked_body_after_the_answer_is_closed() {
-    let (app, _kafka) = app_with(|_| {}).await;
+    let app = app_with(|_| {}).await;
     for addr in [app.api.clone(), app.admin.clone()] {
         let outcome = blocking(move || stalled_then_closed(&addr, "/nope")).await;
         let answer = outcome.unwrap_or_else(|e| panic!("{e}"));
@@ -208,7 +202,7 @@ async fn a_stalled_chunked_body_after_the_answer_is_closed() {
 /// same for a body of a huge declared length.
 #[actix_web::test]
 async fn an_endless_body_after_its_answer_is_cut_off() {
-    let (app, _kafka) = app_with(|_| {}).await;
+    let app = app_with(|_| {}).await;
     const CHUNKED: &str = "Transfer-Encoding: chunked";
     const HUGE: &str = "Content-Length: 1000000000000";
     for (addr, path, framing, status) in [
@@ -256,13 +250,11 @@ async fn an_endless_body_after_its_answer_is_cut_off() {
 /// The same stalled body over TLS.
 #[actix_web::test]
 async fn a_stalled_chunked_body_over_tls_is_closed() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (generated, tls) = self_signed_tls(dir.path(), "localhost");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.tls = Some(tls);
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder().tls("localhost").spawn().await;
+    let generated = app
+        .certificate
+        .as_ref()
+        .expect("a TLS app has its certificate");
 
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -295,8 +287,7 @@ async fn a_stalled_chunked_body_over_tls_is_closed() {
 /// like the first request's: the head deadline applies to every request, not only the first.
 #[actix_web::test]
 async fn a_stalled_second_request_head_is_closed() {
-    let (app, _kafka) =
-        app_with(|s| s.limits.request_head_timeout = Duration::from_millis(800)).await;
+    let app = app_with(|s| s.limits.request_head_timeout = Duration::from_millis(800)).await;
     let api = app.api.clone();
     let outcome = blocking(move || {
         let mut s = connect(&api);
@@ -325,7 +316,7 @@ async fn a_stalled_second_request_head_is_closed() {
 #[actix_web::test]
 async fn keyless_stalled_and_endless_bodies_cannot_starve_signed_queries() {
     const SLOTS: usize = 20;
-    let (app, _kafka) = app_with(|s| {
+    let app = app_with(|s| {
         s.workers = Some(1);
         s.limits.max_connections = SLOTS;
     })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use realstat::api::batch::PATH as BATCH;
 use realstat::api::stream::PATH as STREAM;
-use realstat::events::ids::TaskKey;
+use realstat::auth::client::Request;
 use realstat::events::{encode_call, CallState};
 use serde_json::Value;
 
@@ -15,27 +15,27 @@ use crate::support::*;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-fn task(task_id: u128) -> TaskKey {
-    TaskKey {
-        cc_id: 1,
-        vdn: 92,
-        task_id,
-    }
-}
-
 fn produce_call(kafka: &MockKafka, task_id: u128, call: &str, state: CallState) {
     let e = encode_call(&task(task_id), call, state, now_ms() - 1_000);
     kafka.produce(&[(None, e.as_bytes())]);
 }
 
-/// Opens a stream signed by `ak` on a blocking thread.
-async fn open(api: &str, query: &str, ak: &str, sk: &str) -> Result<Sse, Refused> {
-    let path = format!("{STREAM}?{query}");
-    let auth = authorization_for("GET", &path, ak, sk, api, b"");
-    let api = api.to_owned();
-    tokio::task::spawn_blocking(move || Sse::open(&api, &path, Some(&auth), GUARD))
+/// Opens `STREAM?query` with this Authorization value (none: unsigned) on a blocking thread.
+async fn open_with(api: &str, query: &str, auth: Option<String>) -> Result<Sse, Refused> {
+    let (api, path) = (api.to_owned(), format!("{STREAM}?{query}"));
+    tokio::task::spawn_blocking(move || Sse::open(&api, &path, auth.as_deref(), GUARD))
         .await
         .expect("join")
+}
+
+/// The Authorization value of a GET of `STREAM?query`, signed now by `ak`.
+fn stream_auth(api: &str, query: &str, ak: &str, sk: &str) -> String {
+    sign(ak, sk, &Request::get(api, STREAM, Some(query)))
+}
+
+/// Opens a stream signed by `ak`.
+async fn open(api: &str, query: &str, ak: &str, sk: &str) -> Result<Sse, Refused> {
+    open_with(api, query, Some(stream_auth(api, query, ak, sk))).await
 }
 
 async fn next(mut sse: Sse) -> (Sse, Option<Event>) {
@@ -59,23 +59,14 @@ fn data(e: &Event) -> Value {
     serde_json::from_str(&e.data).expect("data is JSON")
 }
 
-async fn app_with(
-    kafka: &MockKafka,
-    tune: impl FnOnce(&mut realstat::config::Settings),
-) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    tune(&mut settings);
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
-    app
-}
-
 #[actix_web::test]
 async fn current_rows_at_once_then_each_change_as_the_batch_reads_it() {
-    let kafka = MockKafka::start("events", 2);
-    produce_call(&kafka, 1, "a", CallState::Finished);
-    let app = app_with(&kafka, |_| {}).await;
+    let first_call = encode_call(&task(1), "a", CallState::Finished, now_ms() - 1_000);
+    let app = TestApp::builder()
+        .partitions(2)
+        .events(&[first_call])
+        .spawn()
+        .await;
 
     let sse = open(&app.api, "vdn=92&taskId=1&taskId=0002", AK, SK)
         .await
@@ -92,7 +83,7 @@ async fn current_rows_at_once_then_each_change_as_the_batch_reads_it() {
     );
     assert_eq!(data(&first)["totalCount"], "1");
 
-    produce_call(&kafka, 2, "b", CallState::Dialing);
+    produce_call(&app.kafka, 2, "b", CallState::Dialing);
     let (sse, change) = next(sse).await;
     let change = change.expect("an event for the change");
     assert_eq!(change.id, 3);
@@ -104,12 +95,13 @@ async fn current_rows_at_once_then_each_change_as_the_batch_reads_it() {
 
 #[actix_web::test]
 async fn bounds_answer_429_before_the_stream_and_places_come_back() {
-    let kafka = MockKafka::start("events", 1);
-    let app = app_with(&kafka, |s| {
-        s.streams.max_per_key = 1;
-        s.streams.max_open = 2;
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.streams.max_per_key = 1;
+            s.streams.max_open = 2;
+        })
+        .spawn()
+        .await;
     let first = open(&app.api, "vdn=92&taskId=7", AK, SK)
         .await
         .expect("open");
@@ -118,7 +110,7 @@ async fn bounds_answer_429_before_the_stream_and_places_come_back() {
         .err()
         .expect("per key: refused");
     assert_eq!(refused.status, 429);
-    assert!(refused.head.contains("x-request-id"));
+    assert!(refused.header("x-request-id").is_some());
     let body: Value = serde_json::from_str(&refused.body).expect("JSON");
     assert_eq!(body["resultCode"], "0100002");
     assert_eq!(body["resultDesc"], "Too many open streams");
@@ -130,7 +122,7 @@ async fn bounds_answer_429_before_the_stream_and_places_come_back() {
     // was reset, or at its next write (here: a change of its task; else the heartbeat).
     let mut reopened = None;
     for i in 0..100 {
-        produce_call(&kafka, 7, &format!("c{i}"), CallState::Queued);
+        produce_call(&app.kafka, 7, &format!("c{i}"), CallState::Queued);
         match open(&app.api, "vdn=92&taskId=1", AK, SK).await {
             Ok(s) => {
                 reopened = Some(s);
@@ -155,26 +147,21 @@ async fn bounds_answer_429_before_the_stream_and_places_come_back() {
 
 #[actix_web::test]
 async fn a_removed_key_ends_its_stream_an_expired_signature_does_not() {
-    let kafka = MockKafka::start("events", 1);
-    let app = app_with(&kafka, |s| {
-        s.auth.allowed_skew = Duration::from_secs(1);
-    })
-    .await;
-    let path = format!("{STREAM}?vdn=92&taskId=1");
-    let auth = authorization_for("GET", &path, SCOPED_AK, SCOPED_SK, &app.api, b"");
+    let app = TestApp::builder()
+        .settings(|s| s.auth.allowed_skew = Duration::from_secs(1))
+        .spawn()
+        .await;
+    let auth = stream_auth(&app.api, "vdn=92&taskId=1", SCOPED_AK, SCOPED_SK);
     let sse = open(&app.api, "vdn=92&taskId=1", SCOPED_AK, SCOPED_SK)
         .await
         .expect("open");
     let (sse, _) = next(sse).await;
     // Let the signatures made so far expire: a new request with one is refused...
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let api = app.api.clone();
-    let stale = tokio::task::spawn_blocking(move || Sse::open(&api, &path, Some(&auth), GUARD))
-        .await
-        .expect("join");
+    let stale = open_with(&app.api, "vdn=92&taskId=1", Some(auth)).await;
     assert_eq!(stale.err().map(|r| r.status), Some(401));
     // ...while the open stream still delivers.
-    produce_call(&kafka, 1, "a", CallState::Queued);
+    produce_call(&app.kafka, 1, "a", CallState::Queued);
     let (sse, change) = next(sse).await;
     assert_eq!(
         change.map(|e| data(&e)["waitCount"].clone()),
@@ -182,13 +169,9 @@ async fn a_removed_key_ends_its_stream_an_expired_signature_does_not() {
     );
 
     // Rotate the scoped key out of the keys file; the stream ends at its next wake.
-    std::fs::write(
-        app.dir.path().join("keys.toml"),
-        "[[key]]\nak = \"globalaktest\"\nsk = \"testSecretKey123\"\nvdns = \"*\"\n",
-    )
-    .expect("rewrite keys");
+    app.write_keys("[[key]]\nak = \"globalaktest\"\nsk = \"testSecretKey123\"\nvdns = \"*\"\n");
     let ended = tokio::task::spawn_blocking({
-        let brokers = kafka.brokers();
+        let brokers = app.kafka.brokers();
         move || {
             let mut sse = sse;
             for i in 0..600 {
@@ -198,7 +181,7 @@ async fn a_removed_key_ends_its_stream_an_expired_signature_does_not() {
                     CallState::Queued,
                     now_ms() - 1_000,
                 );
-                produce(&brokers, "events", &[(None, e.as_bytes())]);
+                produce(&brokers, TOPIC, &[(None, e.as_bytes())]);
                 if sse.next_event().is_none() {
                     return sse.ended;
                 }
@@ -212,18 +195,16 @@ async fn a_removed_key_ends_its_stream_an_expired_signature_does_not() {
         ended,
         "the stream ended with its last chunk after the key was removed"
     );
-    let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, r#"realstat_streams_ended_total{reason="key_revoked"}"#),
-        Some(1.0)
+    assert_metrics(
+        &app.metrics().await,
+        &[(r#"realstat_streams_ended_total{reason="key_revoked"}"#, 1.0)],
     );
     app.stop().await;
 }
 
 #[actix_web::test]
 async fn stopping_the_process_ends_open_streams_cleanly() {
-    let kafka = MockKafka::start("events", 1);
-    let app = app_with(&kafka, |_| {}).await;
+    let app = spawn_app().await;
     let sse = open(&app.api, "vdn=92&taskId=1", AK, SK)
         .await
         .expect("open");
@@ -240,41 +221,18 @@ async fn stopping_the_process_ends_open_streams_cleanly() {
 
 #[actix_web::test]
 async fn refusals_come_before_the_stream_as_json() {
-    let kafka = MockKafka::start("events", 1);
-    let app = app_with(&kafka, |_| {}).await;
+    let app = spawn_app().await;
 
     let r = signed_post_to(&app.api, STREAM, AK, SK, "{}").await;
     assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
     assert_eq!(result(&r).1, "Method not allowed: use GET");
 
-    let api = app.api.clone();
-    let unsigned = tokio::task::spawn_blocking(move || {
-        Sse::open(&api, &format!("{STREAM}?vdn=92&taskId=1"), None, GUARD)
-    })
-    .await
-    .expect("join");
+    let unsigned = open_with(&app.api, "vdn=92&taskId=1", None).await;
     assert_eq!(unsigned.err().map(|r| r.status), Some(401));
 
     // The query string is signed: a signature for another query does not open this one.
-    let auth = authorization_for(
-        "GET",
-        &format!("{STREAM}?vdn=92&taskId=1"),
-        AK,
-        SK,
-        &app.api,
-        b"",
-    );
-    let api = app.api.clone();
-    let other = tokio::task::spawn_blocking(move || {
-        Sse::open(
-            &api,
-            &format!("{STREAM}?vdn=92&taskId=2"),
-            Some(&auth),
-            GUARD,
-        )
-    })
-    .await
-    .expect("join");
+    let auth = stream_auth(&app.api, "vdn=92&taskId=1", AK, SK);
+    let other = open_with(&app.api, "vdn=92&taskId=2", Some(auth)).await;
     assert_eq!(other.err().map(|r| r.status), Some(401));
 
     for (query, code, want) in [

@@ -36,13 +36,8 @@ fn https_post(
 
 #[actix_web::test]
 async fn https_round_trip() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (generated, tls) = self_signed_tls(dir.path(), "localhost");
-    let mut settings = test_settings(&kafka.brokers(), "events", &dir);
-    settings.tls = Some(tls);
-    let app = spawn_app(settings, dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = TestApp::builder().tls("localhost").spawn().await;
+    let generated = app.certificate.as_ref().expect("a certificate");
 
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -50,19 +45,12 @@ async fn https_round_trip() {
         .expect("root");
     let body = r#"{"vdn":92,"taskId":"1"}"#;
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-        let auth = authorization(AK, SK, &app.api, body, &now_timestamp());
-        let request = format!(
-            "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {auth}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
-            host = app.api,
-            len = body.len()
-        );
+        let request = signed_raw(&app.api, body.as_bytes(), "");
         let api = app.api.clone();
         let roots = roots.clone();
-        let raw = tokio::task::spawn_blocking(move || {
-            https_post(&api, &roots, version, request.as_bytes())
-        })
-        .await
-        .expect("join");
+        let raw = tokio::task::spawn_blocking(move || https_post(&api, &roots, version, &request))
+            .await
+            .expect("join");
         let text = String::from_utf8_lossy(&raw);
         assert!(text.starts_with("HTTP/1.1 200"), "{version:?}: {text}");
         assert!(text.contains(r#""resultCode":"0100000""#), "{text}");
@@ -70,11 +58,9 @@ async fn https_round_trip() {
 
     // Plain HTTP on the HTTPS port gets no HTTP answer.
     let api = app.api.clone();
-    let plain = tokio::task::spawn_blocking(move || {
-        crate::support::http::request(&api, "POST", PATH, &[], b"{}", Duration::from_secs(3))
-    })
-    .await
-    .expect("join");
+    let plain = tokio::task::spawn_blocking(move || try_request(&api, "POST", PATH, &[], b"{}"))
+        .await
+        .expect("join");
     assert!(plain.map(|r| r.status).unwrap_or(0) != 200);
     app.stop().await;
 }

@@ -2,18 +2,13 @@
 //! with a Content-Security-Policy that keeps it to this origin. (The page itself is tested in a
 //! real browser by scripts/browser-test.)
 
-use std::time::Duration;
-
 use crate::support::*;
 
 #[actix_web::test]
 async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
-    let kafka = MockKafka::start("events", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app(test_settings(&kafka.brokers(), "events", &dir), dir).await;
-    app.wait_ready(Duration::from_secs(20)).await;
+    let app = spawn_app().await;
 
-    let page = request_to(&app.api, "GET", "/wallboard", &[("Host", &app.api)], "").await;
+    let page = get(&app.api, "/wallboard").await;
     assert_eq!(page.status, 200);
     assert_eq!(
         page.header("content-type"),
@@ -25,14 +20,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     assert!(html.contains(r#"src="/wallboard/wallboard.js""#));
     assert!(html.contains(r#"href="/wallboard/wallboard.css""#));
 
-    let js = request_to(
-        &app.api,
-        "GET",
-        "/wallboard/wallboard.js",
-        &[("Host", &app.api)],
-        "",
-    )
-    .await;
+    let js = get(&app.api, "/wallboard/wallboard.js").await;
     assert_eq!(js.status, 200);
     assert_eq!(
         js.header("content-type"),
@@ -43,26 +31,12 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         let tail = path.rsplit('/').next().unwrap_or_default();
         assert!(js.text().contains(tail), "{tail}");
     }
-    let css = request_to(
-        &app.api,
-        "GET",
-        "/wallboard/wallboard.css",
-        &[("Host", &app.api)],
-        "",
-    )
-    .await;
+    let css = get(&app.api, "/wallboard/wallboard.css").await;
     assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
 
-    let post = request_to(&app.api, "POST", "/wallboard", &[("Host", &app.api)], "").await;
+    let post = request_to(&app.api, "POST", "/wallboard", &[], "").await;
     assert_eq!((post.status, post.header("allow")), (405, Some("GET")));
-    let missing = request_to(
-        &app.api,
-        "GET",
-        "/wallboard/other.js",
-        &[("Host", &app.api)],
-        "",
-    )
-    .await;
+    let missing = get(&app.api, "/wallboard/other.js").await;
     assert_eq!(missing.status, 404);
     app.stop().await;
 }

@@ -3,17 +3,17 @@
 //! is down, resumes where it stopped when it returns, and ends exact.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::oracle::Oracle;
-use crate::process::{create_topic_on, free_port, unique_topic, Replica};
+use crate::process::{create_topic_on, unique_topic, Replica};
 use crate::support::*;
 use crate::{answers, expected, simulated_log};
 
 /// A tansu broker of this test's own (the shared one of scripts/test cannot be restarted).
 struct Broker {
-    child: Child,
+    child: KillOnDrop,
 }
 
 impl Broker {
@@ -38,6 +38,7 @@ impl Broker {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("tansu on PATH (scripts/test installs it)");
+        let child = KillOnDrop(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not listen on {port}");
@@ -47,16 +48,8 @@ impl Broker {
     }
 
     /// SIGKILL: no flush, no goodbye.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        drop(self.child);
     }
 }
 

@@ -1,7 +1,7 @@
 //! `realstat serve` as a child process, and the broker it talks to.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -49,17 +49,10 @@ pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 pub struct Replica {
     pub api: String,
     pub admin: String,
-    pub child: Child,
+    pub child: KillOnDrop,
     _tmp: Option<tempfile::TempDir>,
     log: PathBuf,
 }
@@ -98,7 +91,7 @@ impl Replica {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("realstat starts");
+        let child = KillOnDrop(cmd.spawn().expect("realstat starts"));
         Replica {
             api,
             admin,
@@ -116,7 +109,7 @@ impl Replica {
         let deadline = Instant::now() + timeout;
         loop {
             let admin = self.admin.clone();
-            let ready = tokio::task::spawn_blocking(move || crate::support::http::is_ready(&admin))
+            let ready = tokio::task::spawn_blocking(move || is_ready(&admin))
                 .await
                 .expect("join");
             if ready {
@@ -152,31 +145,23 @@ impl Replica {
     pub fn terminate(mut self) -> ExitStatus {
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.child.0.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
                 return status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().expect("killed");
+                let _ = self.child.0.kill();
+                return self.child.0.wait().expect("killed");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// SIGKILL: no chance to clean up.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        drop(self.child);
     }
 }

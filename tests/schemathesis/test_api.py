@@ -33,13 +33,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import re
-import urllib.parse
 import zlib
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
@@ -47,66 +43,33 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
-    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
-    unsupported_method,
 )
 
-import c2
 from conftest import STATS
+from helpers import (
+    CHECKS,
+    CONTENT_TYPES,
+    INVALID,
+    MAX_BODY_BYTES,
+    MAX_EXAMPLES,
+    api_host,
+    api_url,
+    cc_vdn_ok,
+    decode,
+    env,
+    serialize,
+    sign,
+    task_ok,
+)
 
-MAX_EXAMPLES = int(os.environ.get("REALSTAT_SCHEMATHESIS_EXAMPLES", "1000"))
-MAX_BODY_BYTES = 4096
 PATH = "/rest/cmsapp/v1/openapi/fromisales/realstatistic"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    unsupported_method,
-]
 # Deliberate authentication faults: each must give 401 / 0100001 (after the 405 and 413 checks).
 AUTH_FAULTS = ["missing", "wrong secret", "stale timestamp", "other body"]
 # Set by the HTTP client from the request itself; a generated value would make the request
 # malformed rather than negative.
 FRAMING_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "expect", "te", "upgrade"}
-# What real clients send; all must be accepted (docs/api.md: case-insensitive, blanks around `;`).
-CONTENT_TYPES = [
-    "application/json;charset=UTF-8",
-    "application/json",
-    "application/json; charset=utf-8",
-    "Application/JSON ; Charset=UTF-8",
-]
-
-
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run scripts/schemathesis, or set it to a running service")
-    return value
-
-
-@pytest.fixture(scope="session")
-def api_schema():
-    admin = _env("REALSTAT_ADMIN_URL").rstrip("/")
-    schema = schemathesis.openapi.from_url(f"{admin}/openapi.yaml", wait_for_schema=30.0, timeout=10)
-    schema.config.generation.update(
-        modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-        max_examples=MAX_EXAMPLES,
-        database="none",
-        # Left to schemathesis, the `Authorization` "parameter" of the C2 scheme takes most of the
-        # negative budget (dropping it); the test injects its own authentication faults instead.
-        with_security_parameters=False,
-    )
-    return schema
-
-
-@pytest.fixture(scope="session")
-def http():
-    with requests.Session() as session:
-        yield session
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -115,42 +78,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 # ---------------------------------------------------------------------------------------------
 # The oracle: docs/api.md, "Request", independent of docs/openapi.yaml.
 
-_ASCII_DIGITS = re.compile(r"[0-9]+")
-U64_MAX = 2**64 - 1
-INVALID = object()
-
-
-def _id(value, *, lo: int, hi: int | None, max_digits: int):
-    """The value of an id field, or INVALID. `None` (JSON null) is returned as is."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return INVALID
-    if isinstance(value, int):
-        # A JSON number: exact only up to 2^64 - 1 (design.md), never negative.
-        if value < 0 or value > U64_MAX:
-            return INVALID
-        digits = len(str(value))
-    elif isinstance(value, str):
-        if not _ASCII_DIGITS.fullmatch(value):
-            return INVALID
-        digits = len(value)
-        value = int(value)
-    else:
-        return INVALID  # float, array, object
-    if digits > max_digits or value < lo or (hi is not None and value > hi):
-        return INVALID
-    return value
-
-
 def spec_accepts(body) -> bool:
     """Whether docs/api.md accepts this (already JSON-decoded) body."""
-    if not isinstance(body, dict):
-        return False
-    cc = _id(body.get("ccId"), lo=1, hi=65535, max_digits=39)
-    vdn = _id(body.get("vdn"), lo=1, hi=5000, max_digits=39)
-    task = _id(body.get("taskId"), lo=0, hi=None, max_digits=30)
-    return cc is not INVALID and vdn not in (None, INVALID) and task not in (None, INVALID)
+    return isinstance(body, dict) and cc_vdn_ok(body) and task_ok(body.get("taskId"))
 
 
 def content_type_accepted(value: str) -> bool:
@@ -170,68 +100,11 @@ def content_type_accepted(value: str) -> bool:
     return True
 
 
-def _media_type(value: str | None) -> str:
-    return (value or "").split(";")[0].strip().lower()
-
-
 def _negative_at_header(case) -> bool:
     return case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
 
 
-def serialize(case) -> tuple[bytes, object]:
-    """The exact body bytes to send, and what the server will decode from them (or INVALID)."""
-    body = case.body
-    if body is None or type(body).__name__ == "NotSet":
-        return b"", INVALID
-    if isinstance(body, bytes):
-        raw = body
-    elif isinstance(body, str) and _media_type(case.media_type) != "application/json":
-        raw = body.encode("utf-8")
-    else:
-        try:
-            raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        except (ValueError, UnicodeEncodeError):
-            # NaN/Infinity or lone surrogates: escape what can be escaped; the result may not be
-            # JSON, which the server must then refuse as such.
-            raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
-    return raw, decode(raw)
-
-
 KNOWN_FIELDS = ("ccId", "vdn", "taskId")
-
-
-class _Object(dict):
-    duplicate_known_field = False
-
-
-def _object(pairs):
-    obj = _Object(pairs)
-    names = [name for name, _ in pairs if name in KNOWN_FIELDS]
-    obj.duplicate_known_field = len(names) != len(set(names))
-    return obj
-
-
-def decode(raw: bytes):
-    """What the service reads from `raw`, or INVALID when docs/api.md says it is not a usable body:
-    not UTF-8 JSON, NaN/Infinity, or one of the three fields given twice (design.md)."""
-    try:
-        decoded = json.loads(raw.decode("utf-8"), parse_constant=lambda _: INVALID, object_pairs_hook=_object)
-    except ValueError:
-        return INVALID
-    if _contains_non_json_constant(decoded) or getattr(decoded, "duplicate_known_field", False):
-        return INVALID
-    return decoded
-
-
-def _contains_non_json_constant(value) -> bool:
-    """NaN and Infinity, which Python's json writes and reads but which are not JSON."""
-    if value is INVALID:
-        return True
-    if isinstance(value, dict):
-        return any(_contains_non_json_constant(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_contains_non_json_constant(v) for v in value)
-    return False
 
 
 def _record(case, response, expectation: str) -> None:
@@ -284,7 +157,7 @@ def _describe(method: str, headers: dict, raw: bytes, response, case=None) -> st
 )
 def test_realstatistic(case, http):
     method = case.method.upper()
-    raw, decoded = serialize(case)
+    raw, decoded = serialize(case, KNOWN_FIELDS)
     spread = zlib.crc32(raw)
 
     # Headers schemathesis generated: a negative case may drop `Authorization` (then it is sent
@@ -319,8 +192,7 @@ def test_realstatistic(case, http):
 def send(http, method, path, raw, content_type, extra_headers=None, fault=None, spread=0):
     """Sends `raw` as is, C2-signed over `host`, `content-type` (and `content-length` or only
     `host`, depending on `spread`), unless `fault` says how to get authentication wrong."""
-    api = _env("REALSTAT_API_URL").rstrip("/")
-    host = urllib.parse.urlsplit(api).netloc
+    api, host = api_url(), api_host()
     headers = dict(extra_headers or {})
     headers["Host"] = host
     headers["Content-Type"] = content_type
@@ -330,15 +202,13 @@ def send(http, method, path, raw, content_type, extra_headers=None, fault=None, 
             signed["content-length"] = str(len(raw))  # what requests sends for a POST
         if (spread >> 9) % 4 == 0:
             del signed["content-type"]  # `host` alone, as in the first vector
-        now = datetime.datetime.now(datetime.timezone.utc)
-        headers["Authorization"] = c2.sign(
-            _env("REALSTAT_AK"),
-            _env("REALSTAT_SK") + ("x" if fault == "wrong secret" else ""),
-            c2.timestamp(now - datetime.timedelta(minutes=20) if fault == "stale timestamp" else now),
+        headers["Authorization"] = sign(
             method,
             path,
             signed,
             raw + b" " if fault == "other body" else raw,
+            secret_suffix="x" if fault == "wrong secret" else "",
+            age=datetime.timedelta(minutes=20 if fault == "stale timestamp" else 0),
         )
     response = http.request(method, api + path, data=raw, headers=headers, timeout=30)
     return response, headers
@@ -409,7 +279,7 @@ EDGE_BODIES = [
 
 @pytest.mark.parametrize("raw", EDGE_BODIES)
 def test_edge_bodies(raw, http, api_schema):
-    decoded = decode(raw)
+    decoded = decode(raw, KNOWN_FIELDS)
     content_type = CONTENT_TYPES[0]
     response, headers = send(http, "POST", PATH, raw, content_type)
     expectation = expected("POST", raw, decoded, content_type, None)
@@ -432,7 +302,7 @@ def test_edge_bodies(raw, http, api_schema):
 @schema.include(tag="admin").parametrize()
 @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_admin(case, http):
-    admin = _env("REALSTAT_ADMIN_URL").rstrip("/")
+    admin = env("REALSTAT_ADMIN_URL").rstrip("/")
     response = case.call(base_url=admin, session=http, timeout=30)
     STATS["requests"] += 1
     if case.method.upper() == "GET":

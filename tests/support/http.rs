@@ -1,19 +1,19 @@
-//! A minimal blocking HTTP/1.1 client for the tests.
+//! The raw HTTP/1.1 client of the tests, for what a real client will not send: malformed
+//! requests, duplicated or huge headers, bytes that are not UTF-8, framing of the test's own
+//! choosing. [`send_raw`] writes exactly the bytes it is given on a new connection and parses the
+//! one response leniently: the status line, the headers as received, the body framed by
+//! `Transfer-Encoding: chunked`, `Content-Length` or the end of the connection. Everything else
+//! goes through ureq (`support::try_request`); pipelined and slow traffic is written by the tests
+//! that need it on a `TcpStream` of their own.
 //!
-//! For tests that must put exact bytes on a real socket (odd, duplicated or huge headers,
-//! malformed requests), so nothing is normalized: [`send_raw`] writes the bytes it is
-//! given, and [`request`] adds only what it documents. Responses are parsed leniently (status line,
-//! headers as received, body framed by `Transfer-Encoding: chunked`, `Content-Length`, or the end
-//! of the connection).
+//! [`Response`] is the answer type of both clients.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-/// Largest accepted response head (status line and headers).
-const MAX_HEAD: usize = 1024 * 1024;
-/// Largest accepted response body.
-const MAX_BODY: usize = 256 * 1024 * 1024;
+/// Largest accepted response (head and body).
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -45,10 +45,7 @@ pub struct Response {
 impl Response {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.header_values(name).into_iter().next()
     }
 
     /// Every header with this name (case-insensitive), in order.
@@ -71,107 +68,65 @@ impl Response {
     }
 }
 
-/// Builds an HTTP/1.1 request from `method`, `path` and exactly the given headers (in order, not
-/// validated), adding `Host: {addr}` (first) if no `Host` is given, `Connection: close` if no
-/// `Connection` is given, and `Content-Length` if neither `Content-Length` nor
-/// `Transfer-Encoding` is given and there is a body or the method is POST, PUT or PATCH; then
-/// sends it with [`send_raw`].
-pub fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<Response, ClientError> {
-    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    let mut req = Vec::with_capacity(256 + body.len());
-    req.extend_from_slice(format!("{method} {path} HTTP/1.1\r\n").as_bytes());
-    if !has("host") {
-        req.extend_from_slice(format!("Host: {addr}\r\n").as_bytes());
-    }
-    for (name, value) in headers {
-        req.extend_from_slice(name.as_bytes());
-        req.extend_from_slice(b": ");
-        req.extend_from_slice(value.as_bytes());
-        req.extend_from_slice(b"\r\n");
-    }
-    if !has("connection") {
-        req.extend_from_slice(b"Connection: close\r\n");
-    }
-    let body_expected = !body.is_empty()
-        || ["POST", "PUT", "PATCH"]
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(method));
-    if body_expected && !has("content-length") && !has("transfer-encoding") {
-        req.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-    }
-    req.extend_from_slice(b"\r\n");
-    req.extend_from_slice(body);
-    send_raw(addr, &req, timeout)
-}
-
-/// Whether the admin listener at `admin` answers `/health/ready` with 200 (any error: no).
-pub fn is_ready(admin: &str) -> bool {
-    request(
-        admin,
-        "GET",
-        "/health/ready",
-        &[],
-        b"",
-        Duration::from_secs(2),
-    )
-    .is_ok_and(|r| r.status == 200)
-}
-
 /// Connects to `addr` (`host:port`), writes `request` as given, then reads and parses the
-/// response. `timeout` bounds the whole exchange (connect, write, read). If the server closes
-/// the connection while the request is still being written (e.g. it rejects a huge header early),
-/// the response it sent, if any, is still returned. A `HEAD` request (by its first bytes) is
-/// expected to get a response without body; interim `1xx` responses are skipped.
+/// response. `timeout` bounds the whole exchange. If the server closes the connection while the
+/// request is still being written (it rejects a huge header early), the response it sent, if
+/// any, is still returned.
 pub fn send_raw(addr: &str, request: &[u8], timeout: Duration) -> Result<Response, ClientError> {
     let deadline = Instant::now() + timeout;
-    let mut stream = connect(addr, timeout, deadline)?;
+    let mut stream = connect(addr, timeout)?;
     stream.set_nodelay(true)?;
+    let left = |deadline: Instant| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero())
+            .then_some(left)
+            .ok_or(ClientError::Timeout(timeout))
+    };
 
-    // The peer may have answered and closed before reading everything: still read its answer.
-    let write_err = match write_all(&mut stream, request, timeout, deadline) {
+    stream.set_write_timeout(Some(left(deadline)?))?;
+    let write_err = match stream.write_all(request).and_then(|()| stream.flush()) {
         Ok(()) => None,
-        Err(ClientError::Io(e))
-            if matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-            ) =>
-        {
-            Some(ClientError::Io(e))
-        }
-        Err(e) => return Err(e),
+        Err(e) if is_timeout(&e) => return Err(ClientError::Timeout(timeout)),
+        Err(e) if is_reset(&e) || e.kind() == io::ErrorKind::BrokenPipe => Some(e),
+        Err(e) => return Err(e.into()),
     };
 
-    let head_request = request
-        .get(..5)
-        .is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD "));
-    let mut reader = Reader {
-        stream: &mut stream,
-        buf: Vec::with_capacity(8192),
-        pos: 0,
-        eof: false,
-        timeout,
-        deadline,
+    let mut received = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 16 * 1024];
+    let response = loop {
+        let eof = match left(deadline).and_then(|l| Ok(stream.set_read_timeout(Some(l))?)) {
+            Err(e) => break Err(e),
+            Ok(()) => match stream.read(&mut chunk) {
+                Ok(0) => true,
+                Ok(n) => {
+                    received.extend_from_slice(&chunk[..n]);
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => break Err(ClientError::Timeout(timeout)),
+                // A reset ends the stream: what was received is still parsed.
+                Err(e) if is_reset(&e) => true,
+                Err(e) => break Err(e.into()),
+            },
+        };
+        if received.len() > MAX_RESPONSE {
+            break Err(bad("response too large"));
+        }
+        match parse(&received, eof) {
+            Ok(None) => {}
+            done => break done.map(|r| r.expect("a complete response")),
+        }
     };
-    let response = read_response(&mut reader, head_request);
     let _ = stream.shutdown(Shutdown::Both);
     match (response, write_err) {
         (Ok(r), _) => Ok(r),
         // Nothing readable after a failed write: report the write error.
-        (Err(_), Some(write_err)) => Err(write_err),
+        (Err(_), Some(write_err)) => Err(write_err.into()),
         (Err(e), None) => Err(e),
     }
 }
 
-fn connect(addr: &str, timeout: Duration, deadline: Instant) -> Result<TcpStream, ClientError> {
+fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
     let connect_err = |source: io::Error| ClientError::Connect {
         addr: addr.to_owned(),
         source,
@@ -179,10 +134,8 @@ fn connect(addr: &str, timeout: Duration, deadline: Instant) -> Result<TcpStream
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(connect_err)?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
     for sa in addrs {
-        let remaining = remaining(deadline).ok_or(ClientError::Timeout(timeout))?;
-        match TcpStream::connect_timeout(&sa, remaining) {
+        match TcpStream::connect_timeout(&sa, timeout) {
             Ok(s) => return Ok(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = e,
             Err(e) => last = e,
         }
     }
@@ -192,11 +145,6 @@ fn connect(addr: &str, timeout: Duration, deadline: Instant) -> Result<TcpStream
     Err(connect_err(last))
 }
 
-fn remaining(deadline: Instant) -> Option<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    (!left.is_zero()).then_some(left)
-}
-
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -204,276 +152,115 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-fn write_all(
-    stream: &mut TcpStream,
-    mut data: &[u8],
-    timeout: Duration,
-    deadline: Instant,
-) -> Result<(), ClientError> {
-    while !data.is_empty() {
-        let left = remaining(deadline).ok_or(ClientError::Timeout(timeout))?;
-        stream.set_write_timeout(Some(left))?;
-        match stream.write(data) {
-            Ok(0) => {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed").into())
-            }
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout(timeout)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    stream.flush()?;
-    Ok(())
-}
-
-struct Reader<'a> {
-    stream: &'a mut TcpStream,
-    buf: Vec<u8>,
-    pos: usize,
-    eof: bool,
-    timeout: Duration,
-    deadline: Instant,
-}
-
-impl Reader<'_> {
-    fn available(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    /// Reads more bytes into the buffer; `Ok(false)` at the end of the stream. A connection
-    /// reset counts as the end of the stream (what was received is still parsed).
-    fn fill(&mut self) -> Result<bool, ClientError> {
-        if self.eof {
-            return Ok(false);
-        }
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            let left = remaining(self.deadline).ok_or(ClientError::Timeout(self.timeout))?;
-            self.stream.set_read_timeout(Some(left))?;
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(false);
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(ClientError::Timeout(self.timeout)),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    self.eof = true;
-                    return Ok(false);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Takes one line (without its `\n` or `\r\n`), or `None` at the end of the stream.
-    fn line(&mut self, limit: usize) -> Result<Option<Vec<u8>>, ClientError> {
-        let mut searched = 0;
-        loop {
-            if let Some(i) = self.available()[searched..]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let end = self.pos + searched + i;
-                let mut line = self.buf[self.pos..end].to_vec();
-                self.pos = end + 1;
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(Some(line));
-            }
-            searched = self.available().len();
-            if searched > limit {
-                return Err(bad("line too long"));
-            }
-            if !self.fill()? {
-                return Ok(None);
-            }
-        }
-    }
-
-    fn take(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), ClientError> {
-        while self.available().len() < n {
-            if !self.fill()? {
-                return Err(bad(format!(
-                    "body truncated: {} of {n} bytes",
-                    self.available().len()
-                )));
-            }
-        }
-        out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(())
-    }
-
-    fn rest(&mut self, out: &mut Vec<u8>) -> Result<(), ClientError> {
-        loop {
-            out.extend_from_slice(self.available());
-            self.pos = self.buf.len();
-            if out.len() > MAX_BODY {
-                return Err(bad("body too large"));
-            }
-            if !self.fill()? {
-                return Ok(());
-            }
-        }
-    }
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
 }
 
 fn bad(msg: impl Into<String>) -> ClientError {
     ClientError::BadResponse(msg.into())
 }
 
-fn read_response(r: &mut Reader<'_>, head_request: bool) -> Result<Response, ClientError> {
-    loop {
-        let (status, headers) = read_head(r)?;
-        // Interim responses (100 Continue, 103 Early Hints): the real one follows.
-        if (100..200).contains(&status) && status != 101 {
-            continue;
-        }
-        let mut response = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if head_request || status == 101 || status == 204 || status == 304 {
-            return Ok(response);
-        }
-        let chunked = response
-            .header_values("transfer-encoding")
-            .last()
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
-        if chunked {
-            read_chunked(r, &mut response.body)?;
-        } else if let Some(len) = content_length(&response)? {
-            if len > MAX_BODY as u64 {
-                return Err(bad(format!("Content-Length {len} too large")));
-            }
-            r.take(len as usize, &mut response.body)?;
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The response in `buf`: `Ok(None)` while it is incomplete and more may come (`eof` false).
+fn parse(buf: &[u8], eof: bool) -> Result<Option<Response>, ClientError> {
+    let incomplete = |what: &str| {
+        if eof {
+            Err(bad(format!("connection closed {what}")))
         } else {
-            r.rest(&mut response.body)?;
+            Ok(None)
         }
-        return Ok(response);
-    }
-}
-
-fn read_head(r: &mut Reader<'_>) -> Result<(u16, Vec<(String, String)>), ClientError> {
-    let mut status_line = r.line(MAX_HEAD)?;
-    // Tolerate empty lines before the status line.
-    while status_line.as_deref().is_some_and(<[u8]>::is_empty) {
-        status_line = r.line(MAX_HEAD)?;
-    }
-    let status_line = status_line.ok_or_else(|| bad("connection closed before a response"))?;
-    let text = String::from_utf8_lossy(&status_line);
-    let mut parts = text.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    let code = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/") {
-        return Err(bad(format!("status line {text:?}")));
-    }
-    let status = match code.parse::<u16>() {
-        Ok(s) if code.len() == 3 && (100..=999).contains(&s) => s,
-        _ => return Err(bad(format!("status line {text:?}"))),
     };
-
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut head_size = status_line.len();
-    loop {
-        let line = r
-            .line(MAX_HEAD)?
-            .ok_or_else(|| bad("connection closed inside the headers"))?;
-        if line.is_empty() {
-            break;
-        }
-        head_size += line.len() + 2;
-        if head_size > MAX_HEAD {
-            return Err(bad("response head too large"));
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            // Obsolete line folding: continues the previous header's value.
-            let (_, value) = headers
-                .last_mut()
-                .ok_or_else(|| bad("continuation line before any header"))?;
-            let more = String::from_utf8_lossy(&line);
-            value.push(' ');
-            value.push_str(more.trim());
-            continue;
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or_else(|| bad(format!("header line {:?}", String::from_utf8_lossy(&line))))?;
-        let name = String::from_utf8_lossy(&line[..colon]).into_owned();
-        let value = String::from_utf8_lossy(&line[colon + 1..])
-            .trim_matches([' ', '\t'])
-            .to_owned();
-        headers.push((name, value));
+    let Some(end) = find(buf, b"\r\n\r\n") else {
+        return incomplete("before the end of the response head");
+    };
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let (version, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let status = match code.parse::<u16>() {
+        Ok(s) if version.starts_with("HTTP/") && code.len() == 3 && s >= 100 => s,
+        _ => return Err(bad(format!("status line {status_line:?}"))),
+    };
+    let mut response = Response {
+        status,
+        ..Response::default()
+    };
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| bad(format!("header line {line:?}")))?;
+        response
+            .headers
+            .push((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
     }
-    Ok((status, headers))
-}
 
-fn content_length(response: &Response) -> Result<Option<u64>, ClientError> {
-    let mut found: Option<u64> = None;
-    for value in response.header_values("content-length") {
-        for part in value.split(',') {
-            let part = part.trim();
-            let n = part
-                .parse::<u64>()
-                .ok()
-                .filter(|_| part.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| bad(format!("Content-Length {value:?}")))?;
-            if found.is_some_and(|f| f != n) {
-                return Err(bad("conflicting Content-Length headers"));
+    let body = &buf[end + 4..];
+    let chunked = response
+        .header_values("transfer-encoding")
+        .last()
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+    if chunked {
+        return match dechunk(body, eof)? {
+            Some(body) => Ok(Some(Response { body, ..response })),
+            None => incomplete("before the last chunk"),
+        };
+    }
+    let lengths: Vec<&str> = response.header_values("content-length");
+    match lengths.as_slice() {
+        [] if eof => Ok(Some(Response {
+            body: body.to_vec(),
+            ..response
+        })),
+        [] => Ok(None),
+        [one] => {
+            let n: usize = one
+                .parse()
+                .map_err(|_| bad(format!("Content-Length {one:?}")))?;
+            if body.len() >= n {
+                let body = body[..n].to_vec();
+                Ok(Some(Response { body, ..response }))
+            } else {
+                incomplete(&format!("after {} of {n} body bytes", body.len()))
             }
-            found = Some(n);
         }
+        _ => Err(bad("more than one Content-Length")),
     }
-    Ok(found)
 }
 
-fn read_chunked(r: &mut Reader<'_>, body: &mut Vec<u8>) -> Result<(), ClientError> {
+/// The de-chunked body, or `None` while the last chunk and the trailers have not arrived (and
+/// more may come: `eof` false). Trailers are skipped.
+fn dechunk(mut rest: &[u8], eof: bool) -> Result<Option<Vec<u8>>, ClientError> {
+    let mut body = Vec::new();
     loop {
-        let line = r
-            .line(4096)?
-            .ok_or_else(|| bad("connection closed before the last chunk"))?;
-        let text = String::from_utf8_lossy(&line);
-        let size_text = text.split(';').next().unwrap_or("").trim();
+        let Some(line_end) = find(rest, b"\r\n") else {
+            return Ok(None);
+        };
+        let line = String::from_utf8_lossy(&rest[..line_end]);
+        let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16)
             .ok()
-            .filter(|_| !size_text.is_empty() && !size_text.starts_with('+'))
-            .ok_or_else(|| bad(format!("chunk size {text:?}")))?;
+            .filter(|_| !size_text.starts_with('+'))
+            .ok_or_else(|| bad(format!("chunk size {line:?}")))?;
+        rest = &rest[line_end + 2..];
         if size == 0 {
-            break;
+            // Trailers up to the empty line (a close right after the last chunk is tolerated).
+            let trailers_done = rest.starts_with(b"\r\n") || find(rest, b"\r\n\r\n").is_some();
+            return Ok((trailers_done || eof).then_some(body));
         }
-        if body.len().saturating_add(size) > MAX_BODY {
-            return Err(bad("body too large"));
+        if rest.len() < size + 2 {
+            return Ok(None);
         }
-        r.take(size, body)?;
-        match r.line(16)? {
-            Some(l) if l.is_empty() => {}
-            _ => return Err(bad("chunk not followed by CRLF")),
+        if &rest[size..size + 2] != b"\r\n" {
+            return Err(bad("chunk not followed by CRLF"));
         }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
     }
-    // Trailers, up to the empty line (a close right after the last chunk is tolerated).
-    while let Some(line) = r.line(MAX_HEAD)? {
-        if line.is_empty() {
-            break;
-        }
-    }
-    Ok(())
 }

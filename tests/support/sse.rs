@@ -1,9 +1,10 @@
 #![allow(dead_code)] // each program that includes this uses its own subset
-//! A minimal blocking client of the live stream over a real socket: sends the signed GET, reads
-//! the head, then the chunked `text/event-stream` body event by event.
+//! A blocking client of the live stream on ureq: sends the signed GET, then reads the
+//! `text/event-stream` body event by event. Whether the stream ended cleanly (with the last
+//! chunk) or was cut is told apart: ureq reads a chunked body to its end only after the last
+//! chunk, and reports a connection closed before it as an error.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::Duration;
 
 /// One event of the stream (comments are skipped).
@@ -14,90 +15,105 @@ pub struct Event {
 }
 
 pub struct Sse {
-    socket: TcpStream,
-    /// Raw bytes read and not yet decoded.
-    raw: Vec<u8>,
-    /// Decoded body text not yet split into events.
-    text: String,
-    /// The last chunk (size 0) was read: the server ended the stream cleanly.
+    /// The body; dropping it closes the connection (nothing is pooled).
+    body: ureq::BodyReader<'static>,
+    /// Body bytes read and not yet split into events.
+    text: Vec<u8>,
+    /// The body ended with its last chunk: the server ended the stream cleanly.
     pub ended: bool,
-    pub head: String,
+    headers: Vec<(String, String)>,
 }
 
 /// What the server answered instead of a stream.
 #[derive(Debug)]
 pub struct Refused {
     pub status: u16,
-    pub head: String,
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
+impl Refused {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// The headers of a ureq response as `(name, value)` pairs, in order (values as text, invalid
+/// UTF-8 replaced).
+pub fn header_list(headers: &ureq::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 impl Sse {
-    /// Opens `path_and_query` with `authorization` (none: unsigned). `guard` bounds every read,
-    /// so a test fails instead of hanging.
+    /// Opens `path_and_query` on `addr` with `authorization` (none: unsigned). `guard` bounds
+    /// the connection and every read, so a test fails instead of hanging.
     pub fn open(
         addr: &str,
         path_and_query: &str,
         authorization: Option<&str>,
         guard: Duration,
     ) -> Result<Sse, Refused> {
-        let mut socket = TcpStream::connect(addr).expect("connect");
-        socket.set_read_timeout(Some(guard)).expect("timeout");
-        let auth = authorization
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let request = format!(
-            "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{auth}\r\n"
-        );
-        socket.write_all(request.as_bytes()).expect("send");
-        let mut sse = Sse {
-            socket,
-            raw: Vec::new(),
-            text: String::new(),
-            ended: false,
-            head: String::new(),
-        };
-        let end = loop {
-            if let Some(i) = find(&sse.raw, b"\r\n\r\n") {
-                break i;
-            }
-            assert!(sse.fill(), "connection closed before the response head");
-        };
-        sse.head = String::from_utf8_lossy(&sse.raw[..end]).to_string();
-        sse.raw.drain(..end + 4);
-        let status: u16 = sse
-            .head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        if status == 200 && sse.header("content-type") == Some("text/event-stream") {
-            return Ok(sse);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_idle_connections(0)
+            .timeout_connect(Some(guard))
+            .timeout_per_read(Some(guard))
+            .build()
+            .into();
+        let mut request = agent
+            .get(format!("http://{addr}{path_and_query}"))
+            .header("Accept", "text/event-stream");
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
         }
-        let len: usize = sse
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while sse.raw.len() < len && sse.fill() {}
+        let response = request
+            .call()
+            .unwrap_or_else(|e| panic!("opening {path_and_query}: {e}"));
+        let status = response.status().as_u16();
+        let headers = header_list(response.headers());
+        let mut body = response.into_body().into_reader();
+        if status == 200 && find_header(&headers, "content-type") == Some("text/event-stream") {
+            return Ok(Sse {
+                body,
+                text: Vec::new(),
+                ended: false,
+                headers,
+            });
+        }
+        let mut text = Vec::new();
+        body.read_to_end(&mut text)
+            .unwrap_or_else(|e| panic!("reading the refusal: {e}"));
         Err(Refused {
             status,
-            body: String::from_utf8_lossy(&sse.raw[..len.min(sse.raw.len())]).to_string(),
-            head: sse.head,
+            headers,
+            body: String::from_utf8_lossy(&text).into_owned(),
         })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+        find_header(&self.headers, name)
     }
 
     /// The next event; `None` once the stream has ended (cleanly or not: see `ended`).
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
-            while let Some(i) = self.text.find("\n\n") {
-                let block: String = self.text.drain(..i + 2).collect();
+            while let Some(i) = self.text.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.text.drain(..i + 2).collect();
+                let block = String::from_utf8(block).expect("UTF-8 events");
                 let mut id = None;
                 let mut data = None;
                 for line in block.lines() {
@@ -111,55 +127,29 @@ impl Sse {
                     return Some(Event { id, data });
                 }
             }
-            if self.ended || !self.read_chunk() {
+            if self.ended || !self.fill() {
                 return None;
             }
         }
     }
 
-    /// Decodes one chunk of the chunked body into `text`; false when the connection closed.
-    fn read_chunk(&mut self) -> bool {
-        let line_end = loop {
-            if let Some(i) = find(&self.raw, b"\r\n") {
-                break i;
-            }
-            if !self.fill() {
-                return false;
-            }
-        };
-        let size_text = String::from_utf8_lossy(&self.raw[..line_end]).to_string();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .expect("chunk size");
-        self.raw.drain(..line_end + 2);
-        if size == 0 {
-            self.ended = true;
-            return true;
-        }
-        while self.raw.len() < size + 2 {
-            if !self.fill() {
-                return false;
-            }
-        }
-        let chunk: Vec<u8> = self.raw.drain(..size + 2).take(size).collect();
-        self.text
-            .push_str(&String::from_utf8(chunk).expect("UTF-8 events"));
-        true
-    }
-
-    /// Reads more bytes; false at the end of the connection.
+    /// Reads more of the body; false at its end (`ended` says whether that end was clean).
     fn fill(&mut self) -> bool {
         let mut buf = [0u8; 16 * 1024];
-        match self.socket.read(&mut buf) {
-            Ok(0) => false,
+        match self.body.read(&mut buf) {
+            Ok(0) => {
+                self.ended = true;
+                false
+            }
             Ok(n) => {
-                self.raw.extend_from_slice(&buf[..n]);
+                self.text.extend_from_slice(&buf[..n]);
                 true
             }
-            Err(e) => panic!("reading the stream: {e}"),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                panic!("reading the stream: {e}")
+            }
+            // Cut before the last chunk.
+            Err(_) => false,
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
