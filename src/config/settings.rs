@@ -1,6 +1,8 @@
 //! The schema: every setting of `serve`, once. Each field is a key of the config file (serde), a
 //! flag and a `REALSTAT_*` environment variable (clap), with its default and its description.
-//! See the conventions in `config/mod.rs`.
+//! See the conventions in `config/mod.rs`. The structs are tables, one setting per field and one
+//! attribute per line, so `#[rustfmt::skip]` keeps rustfmt from folding some attributes over
+//! several lines and not others.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -15,44 +17,25 @@ use crate::telemetry::LogFormat;
 
 // Everything the `serve` command runs with. (Plain comments on these structs: clap would take a
 // doc comment for the description of the command they are flattened into.)
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address of the realstatistic API (the demo: 127.0.0.1:8080 unless set).
-    #[arg(
-        long,
-        env = "REALSTAT_LISTEN",
-        value_name = "ADDRESS",
-        default_value = "0.0.0.0:8080"
-    )]
+    #[arg(long, env = "REALSTAT_LISTEN", value_name = "ADDRESS", default_value = "0.0.0.0:8080")]
     pub listen: String,
     /// Address of /metrics and /health/*, not exposed through the balancer (the demo: 127.0.0.1:9090 unless set).
-    #[arg(
-        long,
-        env = "REALSTAT_ADMIN_LISTEN",
-        value_name = "ADDRESS",
-        default_value = "0.0.0.0:9090"
-    )]
+    #[arg(long, env = "REALSTAT_ADMIN_LISTEN", value_name = "ADDRESS", default_value = "0.0.0.0:9090")]
     pub admin_listen: String,
     /// Call center of requests and events without ccId.
-    #[arg(
-        long,
-        env = "REALSTAT_DEFAULT_CC_ID",
-        value_name = "INTEGER",
-        default_value = "1"
-    )]
+    #[arg(long, env = "REALSTAT_DEFAULT_CC_ID", value_name = "INTEGER", default_value = "1")]
     pub default_cc_id: u16,
     /// IANA time zone that decides what "today" is.
     #[arg(long, env = "REALSTAT_TIMEZONE", value_name = "ZONE", default_value = "Asia/Shanghai", value_parser = parse_zone)]
     #[serde(with = "zone")]
     pub timezone: Calendar,
     /// Days of calls kept, today included.
-    #[arg(
-        long,
-        env = "REALSTAT_RETENTION_DAYS",
-        value_name = "INTEGER",
-        default_value = "2"
-    )]
+    #[arg(long, env = "REALSTAT_RETENTION_DAYS", value_name = "INTEGER", default_value = "2")]
     pub retention_days: u16,
     /// A call without news for this long (event time) leaves waitCount/execCount.
     #[arg(long, env = "REALSTAT_STALE_CALL_TIMEOUT", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
@@ -63,13 +46,7 @@ pub struct Settings {
     #[serde(with = "duration")]
     pub max_future_skew: Duration,
     /// Log format.
-    #[arg(
-        long,
-        env = "REALSTAT_LOG_FORMAT",
-        value_name = "FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, env = "REALSTAT_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// HTTP worker threads (unset: one per core).
     #[arg(long, env = "REALSTAT_WORKERS", value_name = "INTEGER")]
@@ -93,59 +70,31 @@ pub struct Settings {
 }
 
 // Serve HTTPS directly; otherwise the balancer terminates TLS.
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// PEM certificate chain: serve HTTPS instead of HTTP (with tls.key; unset: plain HTTP).
-    #[arg(
-        id = "tls.cert",
-        long = "tls-cert",
-        env = "REALSTAT_TLS_CERT",
-        value_name = "PATH",
-        required = false,
-        requires = "tls.key"
-    )]
+    #[arg(id = "tls.cert", long = "tls-cert", env = "REALSTAT_TLS_CERT", value_name = "PATH", required = false, requires = "tls.key")]
     pub cert: PathBuf,
     /// PEM private key of tls.cert.
-    #[arg(
-        id = "tls.key",
-        long = "tls-key",
-        env = "REALSTAT_TLS_KEY",
-        value_name = "PATH",
-        required = false,
-        requires = "tls.cert"
-    )]
+    #[arg(id = "tls.key", long = "tls-key", env = "REALSTAT_TLS_KEY", value_name = "PATH", required = false, requires = "tls.cert")]
     pub key: PathBuf,
 }
 
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Kafka bootstrap servers (unset or empty: the embedded demo broker and simulator).
-    #[arg(
-        id = "kafka.brokers",
-        long = "kafka-brokers",
-        env = "REALSTAT_KAFKA_BROKERS",
-        value_name = "STRING"
-    )]
+    #[arg(id = "kafka.brokers", long = "kafka-brokers", env = "REALSTAT_KAFKA_BROKERS", value_name = "STRING")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brokers: Option<String>,
     /// Topic of iSales call events.
-    #[arg(
-        id = "kafka.topic",
-        long = "topic",
-        env = "REALSTAT_TOPIC",
-        value_name = "STRING",
-        default_value = "isales.call-events"
-    )]
+    #[arg(id = "kafka.topic", long = "topic", env = "REALSTAT_TOPIC", value_name = "STRING", default_value = "isales.call-events")]
     pub topic: String,
     /// Copy rejected events to this topic, with the reason in headers (unset: none).
-    #[arg(
-        id = "kafka.dlq_topic",
-        long = "dlq-topic",
-        env = "REALSTAT_DLQ_TOPIC",
-        value_name = "STRING"
-    )]
+    #[arg(id = "kafka.dlq_topic", long = "dlq-topic", env = "REALSTAT_DLQ_TOPIC", value_name = "STRING")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dlq_topic: Option<String>,
     /// How often the topic's partition list is re-read.
@@ -158,43 +107,28 @@ pub struct KafkaSettings {
     pub properties: Vec<(String, String)>,
 }
 
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotSettings {
     /// Where snapshots are written.
-    #[arg(
-        id = "snapshot.dir",
-        long = "snapshot-dir",
-        env = "REALSTAT_SNAPSHOT_DIR",
-        value_name = "PATH",
-        default_value = "./data"
-    )]
+    #[arg(id = "snapshot.dir", long = "snapshot-dir", env = "REALSTAT_SNAPSHOT_DIR", value_name = "PATH", default_value = "./data")]
     pub dir: PathBuf,
     /// How often a snapshot is written.
     #[arg(id = "snapshot.interval", long = "snapshot-interval", env = "REALSTAT_SNAPSHOT_INTERVAL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     #[serde(with = "duration")]
     pub interval: Duration,
     /// Snapshot files kept.
-    #[arg(
-        id = "snapshot.keep",
-        long = "snapshot-keep",
-        env = "REALSTAT_SNAPSHOT_KEEP",
-        value_name = "INTEGER",
-        default_value = "3"
-    )]
+    #[arg(id = "snapshot.keep", long = "snapshot-keep", env = "REALSTAT_SNAPSHOT_KEEP", value_name = "INTEGER", default_value = "3")]
     pub keep: usize,
 }
 
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Keys file (TOML: [[key]] ak, sk or sk_env, vdns); required with Kafka brokers.
-    #[arg(
-        id = "auth.keys_file",
-        long = "keys-file",
-        env = "REALSTAT_KEYS_FILE",
-        value_name = "PATH"
-    )]
+    #[arg(id = "auth.keys_file", long = "keys-file", env = "REALSTAT_KEYS_FILE", value_name = "PATH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_file: Option<PathBuf>,
     /// Allowed clock skew of signed requests.
@@ -206,13 +140,7 @@ pub struct AuthSettings {
     #[serde(with = "duration")]
     pub keys_poll: Duration,
     /// Failed authentications from one address within lockout_window before it is locked (0: never).
-    #[arg(
-        id = "auth.lockout_threshold",
-        long = "lockout-threshold",
-        env = "REALSTAT_LOCKOUT_THRESHOLD",
-        value_name = "INTEGER",
-        default_value = "10"
-    )]
+    #[arg(id = "auth.lockout_threshold", long = "lockout-threshold", env = "REALSTAT_LOCKOUT_THRESHOLD", value_name = "INTEGER", default_value = "10")]
     pub lockout_threshold: u32,
     /// The window in which those failures count.
     #[arg(id = "auth.lockout_window", long = "lockout-window", env = "REALSTAT_LOCKOUT_WINDOW", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -223,28 +151,17 @@ pub struct AuthSettings {
     #[serde(with = "duration")]
     pub lockout_duration: Duration,
     /// Peer whose X-Forwarded-For is believed (the balancer), repeatable; in the environment comma-separated.
-    #[arg(
-        id = "auth.trusted_proxies",
-        long = "trusted-proxy",
-        env = "REALSTAT_TRUSTED_PROXIES",
-        value_name = "IP",
-        value_delimiter = ','
-    )]
+    #[arg(id = "auth.trusted_proxies", long = "trusted-proxy", env = "REALSTAT_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
 }
 
 // Protections of the API listener against oversized and slow clients, and the state bounds.
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     /// Largest request head (names and values of all headers); larger: 431.
-    #[arg(
-        id = "limits.max_header_bytes",
-        long = "max-header-bytes",
-        env = "REALSTAT_MAX_HEADER_BYTES",
-        value_name = "INTEGER",
-        default_value = "16384"
-    )]
+    #[arg(id = "limits.max_header_bytes", long = "max-header-bytes", env = "REALSTAT_MAX_HEADER_BYTES", value_name = "INTEGER", default_value = "16384")]
     pub max_header_bytes: usize,
     /// Time to receive a request's head.
     #[arg(id = "limits.request_head_timeout", long = "request-head-timeout", env = "REALSTAT_REQUEST_HEAD_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -259,80 +176,40 @@ pub struct LimitSettings {
     #[serde(with = "duration")]
     pub keep_alive: Duration,
     /// Concurrent connections per worker thread.
-    #[arg(
-        id = "limits.max_connections",
-        long = "max-connections",
-        env = "REALSTAT_MAX_CONNECTIONS",
-        value_name = "INTEGER",
-        default_value = "25000"
-    )]
+    #[arg(id = "limits.max_connections", long = "max-connections", env = "REALSTAT_MAX_CONNECTIONS", value_name = "INTEGER", default_value = "25000")]
     pub max_connections: usize,
     /// Tasks kept in memory at most; events that would start more are refused.
-    #[arg(
-        id = "limits.max_tasks",
-        long = "max-tasks",
-        env = "REALSTAT_MAX_TASKS",
-        value_name = "INTEGER",
-        default_value = "50000"
-    )]
+    #[arg(id = "limits.max_tasks", long = "max-tasks", env = "REALSTAT_MAX_TASKS", value_name = "INTEGER", default_value = "50000")]
     pub max_tasks: usize,
     /// Calls kept per task at most; new calls beyond are refused.
-    #[arg(
-        id = "limits.max_calls_per_task",
-        long = "max-calls-per-task",
-        env = "REALSTAT_MAX_CALLS_PER_TASK",
-        value_name = "INTEGER",
-        default_value = "1000000"
-    )]
+    #[arg(id = "limits.max_calls_per_task", long = "max-calls-per-task", env = "REALSTAT_MAX_CALLS_PER_TASK", value_name = "INTEGER", default_value = "1000000")]
     pub max_calls_per_task: usize,
 }
 
 // Which tenants this deployment keeps: events of other call centers or VDNs are skipped, and
 // queries for them refused. Empty lists keep everything.
+#[rustfmt::skip]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Keep only these call centers, comma-separated; events of others are skipped and queries for them refused (unset: all).
-    #[arg(
-        id = "tenants.cc_ids",
-        long = "cc-ids",
-        env = "REALSTAT_CC_IDS",
-        value_name = "INTEGER",
-        value_delimiter = ','
-    )]
+    #[arg(id = "tenants.cc_ids", long = "cc-ids", env = "REALSTAT_CC_IDS", value_name = "INTEGER", value_delimiter = ',')]
     pub cc_ids: Vec<u16>,
     /// Keep only these VDNs, comma-separated (unset: all).
-    #[arg(
-        id = "tenants.vdns",
-        long = "vdns",
-        env = "REALSTAT_VDNS",
-        value_name = "INTEGER",
-        value_delimiter = ','
-    )]
+    #[arg(id = "tenants.vdns", long = "vdns", env = "REALSTAT_VDNS", value_name = "INTEGER", value_delimiter = ',')]
     pub vdns: Vec<u16>,
 }
 
 // Live streams (`GET .../realstatistic/stream`): how many may be open.
+#[rustfmt::skip]
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSettings {
     /// Live streams open at once, in total; more: 429.
-    #[arg(
-        id = "streams.max_open",
-        long = "max-streams",
-        env = "REALSTAT_MAX_STREAMS",
-        value_name = "INTEGER",
-        default_value = "1000"
-    )]
+    #[arg(id = "streams.max_open", long = "max-streams", env = "REALSTAT_MAX_STREAMS", value_name = "INTEGER", default_value = "1000")]
     pub max_open: usize,
     /// Live streams open at once per access key; more: 429.
-    #[arg(
-        id = "streams.max_per_key",
-        long = "max-streams-per-key",
-        env = "REALSTAT_MAX_STREAMS_PER_KEY",
-        value_name = "INTEGER",
-        default_value = "100"
-    )]
+    #[arg(id = "streams.max_per_key", long = "max-streams-per-key", env = "REALSTAT_MAX_STREAMS_PER_KEY", value_name = "INTEGER", default_value = "100")]
     pub max_per_key: usize,
 }
 
