@@ -88,13 +88,13 @@ pub struct Limits {
 /// Mounts the signed routes. Any method reaches a route's handler, whose extractor answers a
 /// wrong one with its 405, so the error body has the vendor's shape.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    mount(cfg, PATH, realstatistic);
-    mount(cfg, batch::PATH, batch::handle);
-    mount(cfg, breakdown::PATH, breakdown::handle);
-    mount(cfg, stream::PATH, stream::handle);
+    mount(cfg, PATH, realstatistic, RequestSpan::No);
+    mount(cfg, batch::PATH, batch::handle, RequestSpan::No);
+    mount(cfg, breakdown::PATH, breakdown::handle, RequestSpan::No);
+    mount(cfg, stream::PATH, stream::handle, RequestSpan::Yes);
 }
 
-fn mount<F, Args>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
+fn mount<F, Args>(cfg: &mut web::ServiceConfig, path: &str, handler: F, span: RequestSpan)
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
@@ -102,34 +102,49 @@ where
 {
     cfg.service(
         web::resource(path)
-            .wrap_fn(observe)
+            .wrap_fn(move |req, srv| observe(req, srv, span))
             .route(web::route().to(handler)),
     );
+}
+
+/// Whether a route's handler runs in a `request` span, so that what it logs while it runs
+/// carries the request id. Only the live stream logs from inside its handler (for as long as it
+/// lasts); a one-shot answer logs only its refusal, which names the id itself. Creating a span
+/// costs an allocation and the formatting of its fields on every request, a measurable part of
+/// the single query's CPU time (docs/BENCHMARKS.md, scripts/bench-http).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestSpan {
+    Yes,
+    No,
 }
 
 /// Numbers requests so every log line of one request carries the same id (also sent back as
 /// `X-Request-Id`). A process-wide counter: unique per replica, cheap, and never a client value.
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
-/// What every signed route shares around its checks and its answer: the request id (a span on
-/// its log lines and the `X-Request-Id` header), the request metrics, and the log line of a
+/// What every signed route shares around its checks and its answer: the request id (on its log
+/// lines, through a span where the route has one, and the `X-Request-Id` header), the request metrics, and the log line of a
 /// refusal. The code of an answer is its [`ApiError`]'s (which actix keeps with the response it
 /// made of it), or success.
 fn observe<S>(
     req: ServiceRequest,
     srv: &S,
+    span: RequestSpan,
 ) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
 {
     let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("request", request_id = id);
+    let span = match span {
+        RequestSpan::Yes => tracing::info_span!("request", request_id = id),
+        RequestSpan::No => tracing::Span::none(),
+    };
     let started = Instant::now();
     // Calling the service only builds the handler's future; the checks run when it is polled,
     // inside the span.
     let answer = srv.call(req);
     async move {
-        let mut res = answer.instrument(span.clone()).await?;
+        let mut res = answer.instrument(span).await?;
         let status = res.status();
         let refusal = res.response().error().map(|e| {
             e.as_error::<ApiError>()
@@ -138,12 +153,11 @@ where
         });
         let code = refusal.map_or(ResultCode::Success, |e| e.code());
         if let Some(e) = refusal {
-            let _in_request = span.enter();
             let (status, code) = (status.as_u16(), code.as_str());
             if e.status().is_server_error() {
-                tracing::warn!(status, code, reason = %e, "request failed");
+                tracing::warn!(request_id = id, status, code, reason = %e, "request failed");
             } else {
-                tracing::debug!(status, code, reason = %e, "request refused");
+                tracing::debug!(request_id = id, status, code, reason = %e, "request refused");
             }
         }
         if let Some(state) = res.request().app_data::<web::Data<ApiState>>() {

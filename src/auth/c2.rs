@@ -95,9 +95,15 @@ pub enum HeaderLookup<'h> {
 /// Percent-encodes every byte except the RFC 3986 unreserved set, upper-case hex, appending to
 /// `out`.
 pub fn normalize(bytes: &[u8], out: &mut String) {
+    normalize_bytes(bytes.iter().copied(), out);
+}
+
+/// [`normalize`] over any bytes, so a header name can be lower-cased on the way in without a
+/// copy of its own.
+fn normalize_bytes(bytes: impl ExactSizeIterator<Item = u8>, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     out.reserve(bytes.len());
-    for &b in bytes {
+    for b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
         } else {
@@ -410,19 +416,31 @@ pub fn canonical_request(
     header_values: &[(&str, &[u8])],
     body: &[u8],
 ) -> String {
-    let mut lines: Vec<String> = header_values
+    // The header lines, `name:value` normalized, are sorted as whole lines. They are written
+    // into one scratch buffer and sorted as ranges of it: this runs on every request, and a
+    // String per line, a lower-cased copy per name and a join cost an allocation each.
+    let size: usize = header_values
         .iter()
-        .map(|(name, value)| {
-            let mut s = normalized(name.to_ascii_lowercase().as_bytes());
-            s.push(':');
-            normalize(value, &mut s);
-            s
-        })
-        .collect();
-    lines.sort_unstable();
+        .map(|(n, v)| n.len() + 1 + v.len())
+        .sum();
+    let mut scratch = String::with_capacity(size + size / 2);
+    let mut lines: Vec<std::ops::Range<usize>> = Vec::with_capacity(header_values.len());
+    for (name, value) in header_values {
+        let start = scratch.len();
+        normalize_bytes(name.bytes().map(|b| b.to_ascii_lowercase()), &mut scratch);
+        scratch.push(':');
+        normalize(value, &mut scratch);
+        lines.push(start..scratch.len());
+    }
+    lines.sort_unstable_by(|a, b| scratch[a.clone()].cmp(&scratch[b.clone()]));
 
     let mut out = String::with_capacity(
-        method.len() + path.len() + signed_headers.len() + 64 + body.len().saturating_mul(3),
+        method.len()
+            + path.len()
+            + signed_headers.len()
+            + scratch.len()
+            + 64
+            + body.len().saturating_mul(3),
     );
     out.push_str(method);
     out.push('\n');
@@ -434,7 +452,12 @@ pub fn canonical_request(
     }
     out.push_str(signed_headers);
     out.push('\n');
-    out.push_str(&lines.join("\n"));
+    for (i, line) in lines.into_iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&scratch[line]);
+    }
     out.push('\n');
     if !body.is_empty() {
         normalize(body, &mut out);
