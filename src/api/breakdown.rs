@@ -133,7 +133,7 @@ fn shape(q: &Query, day: crate::fold::Day, b: Breakdown) -> Shape {
 
 pub(crate) async fn handle(req: Admitted<Query>) -> HttpResponse {
     let (store, q) = (&req.state().store, &req.params);
-    let day = today(store) - q.days_ago;
+    let day = today(store, q.task.cc_id, q.task.vdn) - q.days_ago;
     let b = breakdown::breakdown(store, &q.task, day, q.grain);
     Success::new(shape(q, day, b)).into_response()
 }

@@ -163,7 +163,7 @@ where
 /// The one-task endpoint: the checks every route shares, then one read of the store.
 async fn realstatistic(req: Admitted<TaskKey>) -> HttpResponse {
     let store = &req.state().store;
-    let stats = store.stats(&req.params, today(store));
+    let stats = store.stats(&req.params, today(store, req.params.cc_id, req.params.vdn));
     Realstatistic::from(stats).into_response()
 }
 
@@ -187,7 +187,7 @@ impl Params for TaskKey {
     }
 }
 
-/// The local day of the wall clock: what "today" means for a request.
-pub(crate) fn today(store: &Store) -> crate::fold::Day {
-    store.calendar().day_of(crate::clock::now_ms())
+/// The local day of the wall clock in a tenant's zone: what "today" means for a request.
+pub(crate) fn today(store: &Store, cc_id: u16, vdn: u16) -> crate::fold::Day {
+    store.zones().of(cc_id, vdn).day_of(crate::clock::now_ms())
 }

@@ -3,14 +3,18 @@
 pub mod breakdown;
 pub mod calendar;
 pub mod fail_codes;
+pub mod history;
 pub mod stats;
 pub mod store;
+pub mod zones;
 
 pub use breakdown::{Breakdown, Bucket, TimeGrain};
 pub use calendar::{Calendar, Day};
 pub use fail_codes::{FailCodeId, FailCodes};
+pub use history::{ClosedDay, HourCounts};
 pub use stats::{Percent, TaskStats};
 pub use store::{Applied, FoldPolicy, Maintenance, Plan, RestoredCall, Store};
+pub use zones::{TenantScope, TimeZones};
 
 #[cfg(test)]
 pub(crate) mod testing;

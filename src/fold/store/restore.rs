@@ -15,9 +15,10 @@ impl Store {
         plans: impl IntoIterator<Item = Plan>,
         calls: impl IntoIterator<Item = (CallKey, RestoredCall)>,
     ) {
+        let calendar = self.zones.of_task(&key);
         let mut task = TaskState::default();
         for plan in plans {
-            let day = self.calendar.day_of(plan.ts);
+            let day = calendar.day_of(plan.ts);
             task.day_mut(day).plan = Some(plan);
         }
         let mut n = 0;
@@ -25,7 +26,7 @@ impl Store {
             let call = Call {
                 first_ts: c.first_ts,
                 last_ts: c.last_ts,
-                day: self.calendar.day_of(c.first_ts),
+                day: calendar.day_of(c.first_ts),
                 state: c.state,
                 expired: c.expired,
                 fail_code: c.fail_code,
