@@ -79,3 +79,97 @@ pub fn bytes_of(day: &ClosedDay) -> usize {
     std::mem::size_of::<ClosedDay>()
         + day.causes.capacity() * std::mem::size_of::<(FailCodeId, u32)>()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::testing::*;
+    use crate::fold::{breakdown, fail_days, FoldPolicy, Store, TimeGrain};
+
+    fn history_store(history_days: u16) -> Store {
+        Store::new(
+            Calendar::named("Asia/Shanghai").expect("zone"),
+            FoldPolicy {
+                history_days,
+                ..policy()
+            },
+        )
+    }
+
+    #[test]
+    fn a_closed_day_answers_as_it_did_and_leaves_after_history_days() {
+        let s = history_store(5);
+        let d = day0(&s);
+        s.apply(&plan(TASK, 9, T0), FAR_FUTURE);
+        s.apply(
+            &call(TASK, "a", CallState::Finished, T0 + 20 * 60_000),
+            FAR_FUTURE,
+        );
+        s.apply(&failed(TASK, "b", "00601", T0 + 3 * HOUR), FAR_FUTURE);
+        s.apply(&failed(TASK, "c", "00603", T0 + 3 * HOUR), FAR_FUTURE);
+        s.apply(
+            &call(TASK, "d", CallState::Failed, T0 + 4 * HOUR),
+            FAR_FUTURE,
+        );
+        let stats = s.stats(&TASK, d);
+        let shape = breakdown::breakdown(&s, &TASK, d, TimeGrain::Min60);
+        let fails = fail_days(&s, &TASK, d, d);
+        // Two days later (event time) the day leaves the retention window and closes.
+        s.apply(
+            &call(TASK, "z", CallState::Queued, T0 + 48 * HOUR),
+            FAR_FUTURE,
+        );
+        s.maintain();
+        let task = s.task(&TASK).expect("task");
+        assert_eq!(task.history.len(), 1);
+        assert!(task.day(d).is_none() && task.calls.len() == 1);
+        // Its counts stay; waiting/executing are the task's live ones (now "z").
+        assert_eq!(
+            s.stats(&TASK, d),
+            crate::fold::TaskStats { wait: 1, ..stats }
+        );
+        let closed = breakdown::breakdown(&s, &TASK, d, TimeGrain::Min15);
+        assert!(closed.closed);
+        assert_eq!(
+            (closed.buckets, closed.fail_codes),
+            (shape.buckets, shape.fail_codes)
+        );
+        assert_eq!(fail_days(&s, &TASK, d, d), fails);
+        assert_eq!(
+            fails[0].causes,
+            [
+                ("".to_owned(), 1),
+                ("00601".to_owned(), 1),
+                ("00603".to_owned(), 1)
+            ]
+        );
+        // Five days kept, today included: on day0 + 5 day0 is gone.
+        s.apply(
+            &call(TASK, "z", CallState::Finished, T0 + 4 * 24 * HOUR),
+            FAR_FUTURE,
+        );
+        s.maintain();
+        let days: Vec<Day> = s
+            .task(&TASK)
+            .expect("task")
+            .history
+            .iter()
+            .map(|h| h.day)
+            .collect();
+        assert_eq!(
+            days,
+            [d, d + 2],
+            "day0 and the day of \"z\" (no calls on day0 + 1)"
+        );
+        s.apply(&plan(TASK, 1, T0 + 5 * 24 * HOUR), FAR_FUTURE);
+        s.maintain();
+        let days: Vec<Day> = s
+            .task(&TASK)
+            .expect("task")
+            .history
+            .iter()
+            .map(|h| h.day)
+            .collect();
+        assert_eq!(days, [d + 2]);
+    }
+}

@@ -42,6 +42,20 @@ impl Store {
         }
     }
 
+    /// Puts back a task's closed days from a snapshot, after its calls and plans (a task with
+    /// only history is created here). Closed days are kept as they were closed, in the zone of
+    /// that time: with no calls left they cannot be re-bucketed.
+    pub fn restore_history(&self, key: TaskKey, history: Vec<ClosedDay>) {
+        if history.is_empty() {
+            return;
+        }
+        let mut task = self.tasks.entry(key).or_insert_with(|| {
+            self.task_count.fetch_add(1, Ordering::Relaxed);
+            TaskState::default()
+        });
+        task.keep_history(history, Day::MIN);
+    }
+
     /// Restores the event-time clock and the expiry count saved with a snapshot.
     pub fn restore_clock(&self, watermark: i64, calls_expired_total: u64) {
         self.watermark.fetch_max(watermark, Ordering::AcqRel);
