@@ -17,6 +17,7 @@ pub mod admit;
 pub mod batch;
 pub mod breakdown;
 pub mod error;
+pub mod failstats;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -92,6 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     mount(cfg, batch::PATH, batch::handle);
     mount(cfg, breakdown::PATH, breakdown::handle);
     mount(cfg, stream::PATH, stream::handle);
+    mount(cfg, failstats::PATH, failstats::handle);
 }
 
 fn mount<F, Args>(cfg: &mut web::ServiceConfig, path: &str, handler: F)

@@ -48,6 +48,19 @@ pub enum InvalidRequest {
     /// A query-string key that may be given once was given again.
     #[error("Invalid parameter: {0} must be given once")]
     Repeated(Field),
+    /// Failure statistics: `campaignId` absent.
+    #[error("Invalid parameter: campaignId is required")]
+    CampaignIdMissing,
+    #[error("Invalid parameter: campaignId must be 1..30 decimal digits")]
+    CampaignId,
+    #[error("Invalid parameter: startDate and endDate must be given together")]
+    DatesUnpaired,
+    #[error("Invalid parameter: startDate and endDate must be dates yyyy-MM-dd")]
+    Date,
+    #[error("Invalid parameter: endDate must not be before startDate")]
+    DateOrder,
+    #[error("Invalid parameter: endDate may be at most 30 days after startDate")]
+    DateRange,
 }
 
 /// A parameter named in an [`InvalidRequest`] text.

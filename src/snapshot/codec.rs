@@ -556,7 +556,7 @@ mod history_tests {
                 },
             };
             if state == CallState::Failed {
-                events.push(e.clone());
+                events.push(e);
             }
             events.push(e);
         }
