@@ -98,7 +98,11 @@ impl Params for Query {
     const VERB: Verb = Verb::Get;
 
     fn parse(req: &HttpRequest, _body: &[u8], default_cc_id: u16) -> Result<Self, InvalidRequest> {
-        parse(req.match_info().get("vdnId"), req.uri().query(), default_cc_id)
+        parse(
+            req.match_info().get("vdnId"),
+            req.uri().query(),
+            default_cc_id,
+        )
     }
 
     fn scope(&self) -> Scope {
@@ -167,19 +171,37 @@ mod tests {
     #[test]
     fn parameters_as_the_vendor_names_them() {
         let q = p("92", "campaignId=0042&ccId=89").expect("valid");
-        assert_eq!((q.task.cc_id, q.task.vdn, q.task.task_id, q.dates), (89, 92, 42, None));
+        assert_eq!(
+            (q.task.cc_id, q.task.vdn, q.task.task_id, q.dates),
+            (89, 92, 42, None)
+        );
         let q = p("92", "campaignId=1&startDate=2026-11-01&endDate=2026-12-01").expect("30 days");
         let (a, b) = q.dates.expect("dates");
-        assert_eq!((Calendar::date_text(a), b - a), ("2026-11-01".to_owned(), 30));
+        assert_eq!(
+            (Calendar::date_text(a), b - a),
+            ("2026-11-01".to_owned(), 30)
+        );
         for (vdn, query, want) in [
             ("92", "", "campaignId is required"),
             ("92", "campaignId=x", "campaignId must be"),
             ("0", "campaignId=1", "vdn must be"),
             ("92", "campaignId=1&startDate=2026-11-01", "together"),
             ("92", "campaignId=1&endDate=2026-11-01", "together"),
-            ("92", "campaignId=1&startDate=2026-11-1&endDate=2026-11-02", "yyyy-MM-dd"),
-            ("92", "campaignId=1&startDate=2026-11-02&endDate=2026-11-01", "before"),
-            ("92", "campaignId=1&startDate=2026-11-01&endDate=2026-12-02", "30 days"),
+            (
+                "92",
+                "campaignId=1&startDate=2026-11-1&endDate=2026-11-02",
+                "yyyy-MM-dd",
+            ),
+            (
+                "92",
+                "campaignId=1&startDate=2026-11-02&endDate=2026-11-01",
+                "before",
+            ),
+            (
+                "92",
+                "campaignId=1&startDate=2026-11-01&endDate=2026-12-02",
+                "30 days",
+            ),
             ("92", "campaignId=1&ccId=0", "ccId must be"),
             ("92", "campaignId=1&ccId=2&ccId=2", "given once"),
         ] {

@@ -11,6 +11,7 @@ mod breakdown;
 mod dead_letters;
 mod drain;
 mod errors;
+mod failstats;
 mod fold_metrics;
 mod health;
 mod http_client;
