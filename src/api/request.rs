@@ -41,7 +41,7 @@ pub enum InvalidRequest {
     /// The first invalid id of a list, by its position (counted from 0).
     #[error("Invalid parameter: {list}[{index}] must be 1..30 decimal digits")]
     TaskIdAt { list: Field, index: usize },
-    #[error(r#"Invalid parameter: day must be "today" or "yesterday""#)]
+    #[error(r#"Invalid parameter: day must be "today", "yesterday" or a date yyyy-MM-dd"#)]
     Day,
     #[error(r#"Invalid parameter: timeGrain must be "15MIN", "30MIN" or "60MIN""#)]
     TimeGrain,

@@ -96,6 +96,30 @@ async fn twenty_days_of_a_tenant_in_its_own_zone_answer_by_local_day() {
         json!({"resultCode":"0200000","resultDesc":"success","returnCode":"0200000",
                "returnDesc":"success","data":data})
     );
+    // The breakdown answers any day in memory by its date (closed or not yet swept).
+    let body = format!(r#"{{"ccId":89,"vdn":92,"taskId":77,"day":"{first}","timeGrain":"60MIN"}}"#);
+    let r = signed_post_to(&app.api, realstat::api::breakdown::PATH, AK, SK, &body).await;
+    let (code, desc) = result(&r);
+    assert_eq!(code, "0100000", "{}", r.text());
+    assert_eq!(
+        (desc["day"].as_str(), desc["timeGrain"].as_str()),
+        (Some(first.as_str()), Some("60MIN"))
+    );
+    let failed: u64 = desc["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| {
+            b["failCount"]
+                .as_str()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(
+        (desc["buckets"].as_array().map(Vec::len), failed),
+        (Some(24), 1)
+    );
     // Neither date: today only, in the tenant's zone.
     let r = get_stats(&app, "92", "campaignId=77&ccId=89").await;
     let body: Value = serde_json::from_str(&r.text()).expect("json");
