@@ -12,7 +12,7 @@ use super::response::JSON_UTF8;
 use super::{today, Admitted, Params, Scope, Verb};
 use crate::auth::c2::form_decode;
 use crate::events::ids::{IdToken, TaskKey};
-use crate::fold::{fail_days, Calendar, Day};
+use crate::fold::{fail_days, Calendar, Day, Store};
 
 pub const PATH: &str = "/rest/isales/v1/openapi/campaigns/{vdnId}/failcategorystatistics";
 
@@ -134,10 +134,18 @@ struct Row {
 
 pub(crate) async fn handle(req: Admitted<Query>) -> HttpResponse {
     let (store, q) = (&req.state().store, &req.params);
-    let (first, last) = q.dates.unwrap_or_else(|| {
-        let day = today(store, q.task.cc_id, q.task.vdn);
-        (day, day)
-    });
+    let today = today(store, q.task.cc_id, q.task.vdn);
+    match answer(store, q, today) {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header((actix_web::http::header::CONTENT_TYPE, JSON_UTF8))
+            .body(body),
+        Err(_) => actix_web::ResponseError::error_response(&super::ApiError::Internal),
+    }
+}
+
+/// The answer's JSON text, `today` being the tenant's current local day.
+fn answer(store: &Store, q: &Query, today: Day) -> Result<String, serde_json::Error> {
+    let (first, last) = q.dates.unwrap_or((today, today));
     let data = fail_days(store, &q.task, first, last)
         .into_iter()
         .map(|d| Row {
@@ -152,12 +160,7 @@ pub(crate) async fn handle(req: Admitted<Query>) -> HttpResponse {
         return_desc: "success",
         data,
     };
-    match serde_json::to_string(&answer) {
-        Ok(body) => HttpResponse::Ok()
-            .insert_header((actix_web::http::header::CONTENT_TYPE, JSON_UTF8))
-            .body(body),
-        Err(_) => actix_web::ResponseError::error_response(&super::ApiError::Internal),
-    }
+    serde_json::to_string(&answer)
 }
 
 #[cfg(test)]
@@ -166,6 +169,55 @@ mod tests {
 
     fn p(vdn: &str, q: &str) -> Result<Query, String> {
         parse(Some(vdn), Some(q), 1).map_err(|e| e.to_string())
+    }
+
+    /// The example of api.md ("Failure statistics"), computed here: three days of a task in
+    /// Asia/Shanghai, one of them without failures.
+    #[test]
+    fn the_example_of_api_md() {
+        use crate::events::{CallKey, CallState, Event, EventKind, FailCode};
+        use crate::fold::testing::{store, TASK};
+        let s = store();
+        let at = |date: &str, hour: i64| {
+            let day = i64::from(Calendar::parse_date(date).expect("date"));
+            // Midnight in Shanghai is 16:00 UTC the day before.
+            day * 86_400_000 - 8 * 3_600_000 + hour * 3_600_000
+        };
+        let calls = [
+            ("a", "2026-11-20", 9, CallState::Failed, Some("00601")),
+            ("b", "2026-11-20", 10, CallState::Failed, Some("00601")),
+            ("c", "2026-11-20", 11, CallState::Failed, Some("00601")),
+            ("d", "2026-11-20", 11, CallState::Failed, Some("00603")),
+            ("e", "2026-11-20", 12, CallState::Finished, None),
+            ("f", "2026-11-21", 9, CallState::Finished, None),
+            ("g", "2026-11-22", 15, CallState::Failed, Some("00302")),
+        ];
+        for (id, date, hour, state, code) in calls {
+            let kind = EventKind::Call {
+                call: CallKey::of(id),
+                state,
+                fail_code: code.and_then(FailCode::new),
+            };
+            s.apply(
+                &Event {
+                    task: TASK,
+                    ts: at(date, hour),
+                    kind,
+                },
+                i64::MAX / 2,
+            );
+        }
+        let query = format!(
+            "campaignId={}&ccId=89&startDate=2026-11-20&endDate=2026-11-22",
+            TASK.task_id
+        );
+        let q = parse(Some("92"), Some(&query), 1).expect("query");
+        let body = answer(&s, &q, 0).expect("json");
+        let want = r#"{"resultCode":"0200000","resultDesc":"success","returnCode":"0200000","returnDesc":"success","data":[{"statDate":"2026-11-20","failData":{"00601":3,"00603":1}},{"statDate":"2026-11-22","failData":{"00302":1}}]}"#;
+        assert_eq!(body, want);
+        let api_md = include_str!("../../docs/api.md");
+        assert!(api_md.contains(want), "docs/api.md shows this answer");
+        assert!(api_md.contains(&query), "docs/api.md shows this query");
     }
 
     #[test]
