@@ -656,6 +656,40 @@ mod history_tests {
         );
     }
 
+    /// A changed zone re-buckets restored calls: the snapshot keeps instants, not days.
+    #[test]
+    fn a_changed_zone_rebuckets_restored_calls() {
+        let shanghai = Store::new(
+            Calendar::named("Asia/Shanghai").expect("zone"),
+            new_store().policy(),
+        );
+        // 2026-11-20T20:00Z: the 21st in Shanghai (04:00), the 20th in Berlin (21:00).
+        let ts = 1_795_204_800_000;
+        let e = Event {
+            task: TASK,
+            ts,
+            kind: EventKind::Call {
+                call: CallKey::of("x"),
+                state: CallState::Failed,
+                fail_code: FailCode::new("00601"),
+            },
+        };
+        shanghai.apply(&e, i64::MAX / 2);
+        let sh_day = Calendar::named("Asia/Shanghai").expect("zone").day_of(ts);
+        assert_eq!(Calendar::date_text(sh_day), "2026-11-21");
+        let berlin = restart(&shanghai);
+        let de_day = Calendar::named("Europe/Berlin").expect("zone").day_of(ts);
+        assert_eq!(Calendar::date_text(de_day), "2026-11-20");
+        assert_eq!(
+            (
+                berlin.stats(&TASK, de_day).fail,
+                berlin.stats(&TASK, sh_day).fail
+            ),
+            (1, 0)
+        );
+        assert_eq!(fail_days(&berlin, &TASK, de_day, sh_day)[0].day, de_day);
+    }
+
     #[test]
     fn older_versions_still_restore() {
         let live = new_store();

@@ -22,5 +22,6 @@ mod realstatistic;
 mod restore;
 mod stalled_bodies;
 mod stream;
+mod timezones;
 mod tls;
 mod wallboard;
