@@ -80,7 +80,8 @@ impl Calendar {
         date.to_string()
     }
 
-    /// The day of a date written exactly `yyyy-MM-dd` (the vendor's date format), if it is one.
+    /// The day of a date written exactly `yyyy-MM-dd` (the vendor's date format), if it is a
+    /// real date from 0001-01-01 on.
     pub fn parse_date(text: &str) -> Option<Day> {
         let b = text.as_bytes();
         let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
@@ -91,6 +92,10 @@ impl Calendar {
             return None;
         }
         let date: jiff::civil::Date = text.parse().ok()?;
+        // Year 0 exists in the proleptic calendar but in no client's date type.
+        if date.year() < 1 {
+            return None;
+        }
         let days = date
             .to_zoned(TimeZone::UTC)
             .ok()?
@@ -211,6 +216,7 @@ mod tests {
             "2024-01-01 ",
             "２024-01-01",
             "",
+            "0000-01-01",
         ] {
             assert_eq!(Calendar::parse_date(bad), None, "{bad}");
         }

@@ -96,6 +96,11 @@ mod tests {
         )
     }
 
+    fn closed_days(s: &Store) -> Vec<Day> {
+        let task = s.task(&TASK).expect("task");
+        task.history.iter().map(|h| h.day).collect()
+    }
+
     #[test]
     fn a_closed_day_answers_as_it_did_and_leaves_after_history_days() {
         let s = history_store(5);
@@ -149,13 +154,7 @@ mod tests {
             FAR_FUTURE,
         );
         s.maintain();
-        let days: Vec<Day> = s
-            .task(&TASK)
-            .expect("task")
-            .history
-            .iter()
-            .map(|h| h.day)
-            .collect();
+        let days = closed_days(&s);
         assert_eq!(
             days,
             [d, d + 2],
@@ -163,13 +162,7 @@ mod tests {
         );
         s.apply(&plan(TASK, 1, T0 + 5 * 24 * HOUR), FAR_FUTURE);
         s.maintain();
-        let days: Vec<Day> = s
-            .task(&TASK)
-            .expect("task")
-            .history
-            .iter()
-            .map(|h| h.day)
-            .collect();
+        let days = closed_days(&s);
         assert_eq!(days, [d + 2]);
     }
 }

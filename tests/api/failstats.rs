@@ -131,25 +131,15 @@ async fn twenty_days_of_a_tenant_in_its_own_zone_answer_by_local_day() {
 #[actix_web::test]
 async fn bad_parameters_are_refused_and_the_route_is_signed() {
     let app = spawn_app().await;
+    // Through the whole pipeline (the full list is the unit test's, src/api/failstats.rs).
     for (vdn, query, want) in [
-        ("92", "", "campaignId is required"),
-        ("92", "campaignId=1&startDate=2026-11-01", "together"),
-        (
-            "92",
-            "campaignId=1&startDate=2026-11-02&endDate=2026-11-01",
-            "before",
-        ),
-        (
-            "92",
-            "campaignId=1&startDate=2026-10-01&endDate=2026-11-01",
-            "30 days",
-        ),
+        ("x", "campaignId=1", "vdn must be"),
+        ("92", "campaignId=1&endDate=2026-11-01", "together"),
         (
             "92",
             "campaignId=1&startDate=2026-02-30&endDate=2026-03-01",
             "yyyy-MM-dd",
         ),
-        ("x", "campaignId=1", "vdn must be"),
     ] {
         let r = get_stats(&app, vdn, query).await;
         let reason = assert_code(&r, 200, "0100002");
