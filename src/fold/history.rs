@@ -165,4 +165,65 @@ mod tests {
         let days = closed_days(&s);
         assert_eq!(days, [d + 2]);
     }
+
+    /// Closed days as a replica compares them: by cause text (ids are per store).
+    fn history_of(s: &Store) -> Vec<(Day, [u32; 5], [HourCounts; 24], Vec<(String, u32)>)> {
+        let Some(task) = s.task(&TASK) else {
+            return Vec::new();
+        };
+        let codes = s.fail_codes();
+        task.history
+            .iter()
+            .map(|d| {
+                let mut causes: Vec<(String, u32)> = d
+                    .causes
+                    .iter()
+                    .map(|&(id, n)| (codes.text(id).unwrap_or_default(), n))
+                    .collect();
+                causes.sort();
+                (d.day, d.by_state, d.hours, causes)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Days close by event time: one log, maintenance after every event, every few events or
+        /// only at the end, closes the same days. Calls last under 3 hours (a call spanning
+        /// more than the retention window is the fold's one documented limit).
+        #[test]
+        fn closed_days_do_not_depend_on_when_maintenance_runs(
+            calls in proptest::collection::vec(
+                (0u8..30, 0i64..6 * 24, 0usize..5, 0usize..4, 0i64..3 * 60),
+                1..60,
+            ),
+            maintain_every in 1usize..9,
+        ) {
+            let states = CallState::ALL;
+            let causes = ["", "00601", "00603", "00302"];
+            let mut log = Vec::new();
+            for (id, hour, state, cause, minutes) in calls {
+                let ts = T0 + hour * HOUR;
+                log.push(call(TASK, &format!("c{id}-{hour}"), CallState::Queued, ts));
+                let mut last = failed(TASK, &format!("c{id}-{hour}"), causes[cause], ts + minutes * 60_000);
+                if states[state] != CallState::Failed {
+                    last = call(TASK, &format!("c{id}-{hour}"), states[state], ts + minutes * 60_000);
+                }
+                log.push(last);
+            }
+            let run = |every: usize| {
+                let s = history_store(35);
+                for (i, e) in log.iter().enumerate() {
+                    s.apply(e, FAR_FUTURE);
+                    if every > 0 && i % every == 0 {
+                        s.maintain();
+                    }
+                }
+                s.maintain();
+                history_of(&s)
+            };
+            let at_the_end = run(0);
+            proptest::prop_assert_eq!(run(1), at_the_end.clone());
+            proptest::prop_assert_eq!(run(maintain_every), at_the_end);
+        }
+    }
 }
