@@ -166,8 +166,10 @@ mod tests {
         assert_eq!(days, [d + 2]);
     }
 
-    /// Closed days as a replica compares them: by cause text (ids are per store).
-    fn history_of(s: &Store) -> Vec<(Day, [u32; 5], [HourCounts; 24], Vec<(String, u32)>)> {
+    /// A closed day as replicas compare it: causes by text (ids are per store).
+    type Comparable = (Day, [u32; 5], [HourCounts; 24], Vec<(String, u32)>);
+
+    fn history_of(s: &Store) -> Vec<Comparable> {
         let Some(task) = s.task(&TASK) else {
             return Vec::new();
         };
