@@ -88,7 +88,10 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::default());
         let changes = Arc::new(Changes::default());
-        let store = Arc::new(Store::new(settings.calendar(), settings.fold_policy()));
+        let store = Arc::new(Store::with_zones(
+            settings.time_zones(),
+            settings.fold_policy(),
+        ));
         let source = open_source(&settings, &shutdown)?;
         let topic = settings.kafka.topic.clone();
 

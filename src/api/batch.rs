@@ -157,7 +157,7 @@ impl Params for Batch {
 pub(crate) async fn handle(req: Admitted<Batch>) -> HttpResponse {
     let store = &req.state().store;
     let batch = &req.params;
-    let stats = store.stats_of(&batch.keys(), today(store));
+    let stats = store.stats_of(&batch.keys(), today(store, batch.cc_id, batch.vdn));
     let rows = batch
         .task_ids
         .iter()

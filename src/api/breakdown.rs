@@ -10,7 +10,7 @@ use super::request::{self, InvalidRequest};
 use super::response::Success;
 use super::{today, Admitted, Params, Scope, Verb};
 use crate::events::ids::TaskKey;
-use crate::fold::{breakdown, Breakdown, Calendar, TimeGrain};
+use crate::fold::{breakdown, Breakdown, Calendar, Day, TimeGrain};
 
 pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic/breakdown";
 
@@ -18,9 +18,17 @@ pub const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic/breakdo
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query {
     pub task: TaskKey,
-    /// Days before today: 0 (`"today"`) or 1 (`"yesterday"`).
-    pub days_ago: i32,
+    /// The day asked for.
+    pub day: DayChoice,
     pub grain: TimeGrain,
+}
+
+/// `"today"`, `"yesterday"` (of the tenant's calendar), or a date `yyyy-MM-dd`: any day still
+/// in memory, the retention window or the closed-day history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayChoice {
+    DaysAgo(i32),
+    Date(Day),
 }
 
 #[derive(Deserialize)]
@@ -37,12 +45,13 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Query, InvalidReque
     // parse_body checked that the body is one UTF-8 JSON object.
     let text = request::object_text(body)?;
     let wire: WireShape = serde_json::from_str(text).map_err(|_| InvalidRequest::NotJsonObject)?;
-    let days_ago = match wire.day {
-        None | Some(serde_json::Value::Null) => 0,
+    let day = match wire.day {
+        None | Some(serde_json::Value::Null) => DayChoice::DaysAgo(0),
         Some(v) => match v.as_str() {
-            Some("today") => 0,
-            Some("yesterday") => 1,
-            _ => return Err(InvalidRequest::Day),
+            Some("today") => DayChoice::DaysAgo(0),
+            Some("yesterday") => DayChoice::DaysAgo(1),
+            Some(date) => DayChoice::Date(Calendar::parse_date(date).ok_or(InvalidRequest::Day)?),
+            None => return Err(InvalidRequest::Day),
         },
     };
     let grain = match wire.time_grain {
@@ -52,11 +61,7 @@ pub fn parse_body(body: &[u8], default_cc_id: u16) -> Result<Query, InvalidReque
             .and_then(TimeGrain::parse)
             .ok_or(InvalidRequest::TimeGrain)?,
     };
-    Ok(Query {
-        task,
-        days_ago,
-        grain,
-    })
+    Ok(Query { task, day, grain })
 }
 
 /// The breakdown route reads the single query's body, `day` and `timeGrain`.
@@ -109,7 +114,12 @@ fn shape(q: &Query, day: crate::fold::Day, b: Breakdown) -> Shape {
     Shape {
         task_id: q.task.task_id.to_string(),
         day: Calendar::date_text(day),
-        time_grain: q.grain.as_str(),
+        // A closed day keeps hourly buckets only.
+        time_grain: if b.closed {
+            TimeGrain::Min60.as_str()
+        } else {
+            q.grain.as_str()
+        },
         buckets: b
             .buckets
             .into_iter()
@@ -133,7 +143,10 @@ fn shape(q: &Query, day: crate::fold::Day, b: Breakdown) -> Shape {
 
 pub(crate) async fn handle(req: Admitted<Query>) -> HttpResponse {
     let (store, q) = (&req.state().store, &req.params);
-    let day = today(store) - q.days_ago;
+    let day = match q.day {
+        DayChoice::DaysAgo(n) => today(store, q.task.cc_id, q.task.vdn) - n,
+        DayChoice::Date(day) => day,
+    };
     let b = breakdown::breakdown(store, &q.task, day, q.grain);
     Success::new(shape(q, day, b)).into_response()
 }
@@ -150,13 +163,18 @@ mod tests {
     fn defaults_and_values() {
         let q = p(r#"{"vdn":92,"taskId":"0042"}"#).expect("valid");
         assert_eq!(
-            (q.task.task_id, q.days_ago, q.grain),
-            (42, 0, TimeGrain::Min60)
+            (q.task.task_id, q.day, q.grain),
+            (42, DayChoice::DaysAgo(0), TimeGrain::Min60)
         );
         let q = p(r#"{"vdn":92,"taskId":1,"day":"yesterday","timeGrain":"15MIN"}"#).expect("ok");
-        assert_eq!((q.days_ago, q.grain), (1, TimeGrain::Min15));
+        assert_eq!((q.day, q.grain), (DayChoice::DaysAgo(1), TimeGrain::Min15));
+        let q = p(r#"{"vdn":92,"taskId":1,"day":"2026-11-20"}"#).expect("a date");
+        assert_eq!(
+            q.day,
+            DayChoice::Date(Calendar::parse_date("2026-11-20").expect("date"))
+        );
         let q = p(r#"{"vdn":92,"taskId":1,"day":null,"timeGrain":"30MIN"}"#).expect("ok");
-        assert_eq!((q.days_ago, q.grain), (0, TimeGrain::Min30));
+        assert_eq!((q.day, q.grain), (DayChoice::DaysAgo(0), TimeGrain::Min30));
     }
 
     #[test]

@@ -167,7 +167,7 @@ mod tests {
             (
                 ApiError::Invalid(InvalidRequest::Day),
                 200,
-                r#"{"resultCode":"0100002","resultDesc":"Invalid parameter: day must be \"today\" or \"yesterday\""}"#,
+                r#"{"resultCode":"0100002","resultDesc":"Invalid parameter: day must be \"today\", \"yesterday\" or a date yyyy-MM-dd"}"#,
             ),
             (
                 ApiError::Forbidden,

@@ -17,6 +17,7 @@ pub mod admit;
 pub mod batch;
 pub mod breakdown;
 pub mod error;
+pub mod failstats;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -92,6 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     mount(cfg, batch::PATH, batch::handle, RequestSpan::No);
     mount(cfg, breakdown::PATH, breakdown::handle, RequestSpan::No);
     mount(cfg, stream::PATH, stream::handle, RequestSpan::Yes);
+    mount(cfg, failstats::PATH, failstats::handle, RequestSpan::No);
 }
 
 fn mount<F, Args>(cfg: &mut web::ServiceConfig, path: &str, handler: F, span: RequestSpan)
@@ -177,7 +179,7 @@ where
 /// The one-task endpoint: the checks every route shares, then one read of the store.
 async fn realstatistic(req: Admitted<TaskKey>) -> HttpResponse {
     let store = &req.state().store;
-    let stats = store.stats(&req.params, today(store));
+    let stats = store.stats(&req.params, today(store, req.params.cc_id, req.params.vdn));
     Realstatistic::from(stats).into_response()
 }
 
@@ -201,7 +203,7 @@ impl Params for TaskKey {
     }
 }
 
-/// The local day of the wall clock: what "today" means for a request.
-pub(crate) fn today(store: &Store) -> crate::fold::Day {
-    store.calendar().day_of(crate::clock::now_ms())
+/// The local day of the wall clock in a tenant's zone: what "today" means for a request.
+pub(crate) fn today(store: &Store, cc_id: u16, vdn: u16) -> crate::fold::Day {
+    store.zones().of(cc_id, vdn).day_of(crate::clock::now_ms())
 }

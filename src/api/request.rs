@@ -41,13 +41,26 @@ pub enum InvalidRequest {
     /// The first invalid id of a list, by its position (counted from 0).
     #[error("Invalid parameter: {list}[{index}] must be 1..30 decimal digits")]
     TaskIdAt { list: Field, index: usize },
-    #[error(r#"Invalid parameter: day must be "today" or "yesterday""#)]
+    #[error(r#"Invalid parameter: day must be "today", "yesterday" or a date yyyy-MM-dd"#)]
     Day,
     #[error(r#"Invalid parameter: timeGrain must be "15MIN", "30MIN" or "60MIN""#)]
     TimeGrain,
     /// A query-string key that may be given once was given again.
     #[error("Invalid parameter: {0} must be given once")]
     Repeated(Field),
+    /// Failure statistics: `campaignId` absent.
+    #[error("Invalid parameter: campaignId is required")]
+    CampaignIdMissing,
+    #[error("Invalid parameter: campaignId must be 1..30 decimal digits")]
+    CampaignId,
+    #[error("Invalid parameter: startDate and endDate must be given together")]
+    DatesUnpaired,
+    #[error("Invalid parameter: startDate and endDate must be dates yyyy-MM-dd")]
+    Date,
+    #[error("Invalid parameter: endDate must not be before startDate")]
+    DateOrder,
+    #[error("Invalid parameter: endDate may be at most 30 days after startDate")]
+    DateRange,
 }
 
 /// A parameter named in an [`InvalidRequest`] text.

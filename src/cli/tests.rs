@@ -26,7 +26,7 @@ fn load(argv: &[&str]) -> Result<Settings, String> {
 /// Dotted paths of the schema's leaves (a table of properties and a list count as one leaf).
 fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
-        serde_json::Value::Object(map) if prefix != "kafka.properties" => {
+        serde_json::Value::Object(map) if prefix != "kafka.properties" && prefix != "timezones" => {
             for (k, v) in map {
                 let path = if prefix.is_empty() {
                     k.clone()
@@ -191,6 +191,43 @@ fn environment_sits_between_file_and_flags() {
 }
 
 #[test]
+fn tenant_time_zones_merge_tenant_by_tenant_across_file_environment_and_flags() {
+    // The only test that sets this variable (the environment is shared by the test threads).
+    std::env::set_var("REALSTAT_TIMEZONES", "7:92=Europe/Berlin,8=UTC");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("realstat.toml");
+    std::fs::write(
+        &path,
+        "[timezones]\n\"89\" = \"America/New_York\"\n\"8\" = \"Asia/Tokyo\"\n",
+    )
+    .expect("write");
+    let p = path.to_string_lossy().to_string();
+    let from_env = load(&["--config", &p]);
+    let from_flag = load(&["--config", &p, "--timezone-for", "89=Europe/London"]);
+    std::env::remove_var("REALSTAT_TIMEZONES");
+    let zones = from_env.expect("valid").time_zones();
+    let name = |cc, vdn| zones.of(cc, vdn).time_zone_name().to_owned();
+    assert_eq!(name(89, 1), "America/New_York", "the file's tenant stays");
+    assert_eq!(name(8, 1), "UTC", "the environment beats the file");
+    assert_eq!(name(7, 92), "Europe/Berlin");
+    assert_eq!(name(7, 93), "Asia/Shanghai", "the default zone");
+    // A flag replaces the environment's list (as for every list setting) and merges with the
+    // file tenant by tenant.
+    let zones = from_flag.expect("valid").time_zones();
+    let name = |cc, vdn| zones.of(cc, vdn).time_zone_name().to_owned();
+    assert_eq!(name(89, 1), "Europe/London", "the flag beats the file");
+    assert_eq!(name(8, 1), "Asia/Tokyo");
+    let err = |argv: &[&str]| load(argv).expect_err("invalid");
+    assert!(err(&["--timezone-for", "89=Mars/Base"]).contains("--timezone-for"));
+    assert!(err(&["--timezone-for", "0=UTC"]).contains("--timezone-for"));
+    assert!(err(&["--timezone-for", "UTC"]).contains("--timezone-for"));
+    std::fs::write(&path, "[timezones]\n\"89:0\" = \"UTC\"\n").expect("write");
+    assert!(err(&["--config", &p]).contains("timezones"));
+    let s = load(&["--history-days", "40"]).expect("valid");
+    assert_eq!((s.history_days, s.fold_policy().history_days), (40, 40));
+}
+
+#[test]
 fn the_shipped_example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/realstat.toml");
     let s = load(&["--config", path]).expect("valid example");
@@ -247,7 +284,7 @@ fn the_schema_describes_every_setting() {
     let settings = schema::settings();
     assert_eq!(
         settings.len(),
-        37,
+        39,
         "a setting added or removed: update this count"
     );
     for s in &settings {

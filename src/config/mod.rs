@@ -157,6 +157,11 @@ impl Settings {
         self.timezone.clone()
     }
 
+    /// Every tenant's calendar: `timezones` over the default `timezone`.
+    pub fn time_zones(&self) -> crate::fold::TimeZones {
+        crate::fold::TimeZones::new(self.timezone.clone(), self.timezones.iter().cloned())
+    }
+
     pub fn fold_policy(&self) -> FoldPolicy {
         FoldPolicy {
             retention_days: self.retention_days,
@@ -164,6 +169,7 @@ impl Settings {
             max_future_ms: millis(self.max_future_skew),
             max_tasks: self.limits.max_tasks,
             max_calls_per_task: self.limits.max_calls_per_task,
+            history_days: self.history_days,
         }
     }
 

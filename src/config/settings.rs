@@ -11,8 +11,11 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
-use super::text::{duration, parse_duration, parse_property, parse_zone, properties, zone};
-use crate::fold::Calendar;
+use super::text::{
+    duration, parse_duration, parse_property, parse_tenant_zone, parse_zone, properties,
+    tenant_zones, zone,
+};
+use crate::fold::{Calendar, TenantScope};
 use crate::telemetry::LogFormat;
 
 // Everything the `serve` command runs with. (Plain comments on these structs: clap would take a
@@ -67,6 +70,13 @@ pub struct Settings {
     pub tenants: TenantSettings,
     #[command(flatten)]
     pub streams: StreamSettings,
+    /// Time zone of a call center (89) or a call center and VDN (89:92), TENANT=ZONE, repeatable; in the environment comma-separated (unset: all in timezone).
+    #[arg(long = "timezone-for", env = "REALSTAT_TIMEZONES", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_tenant_zone)]
+    #[serde(with = "tenant_zones", default)]
+    pub timezones: Vec<(TenantScope, Calendar)>,
+    /// Days answerable, today included: a day leaving retention_days is kept as a closed-day record until then.
+    #[arg(long, env = "REALSTAT_HISTORY_DAYS", value_name = "INTEGER", default_value = "35")]
+    pub history_days: u16,
 }
 
 // Serve HTTPS directly; otherwise the balancer terminates TLS.

@@ -111,6 +111,43 @@ pub mod zone {
     }
 }
 
+/// `89=America/New_York` or `89:92=Europe/Berlin` (`--timezone-for`, `REALSTAT_TIMEZONES`).
+pub fn parse_tenant_zone(
+    text: &str,
+) -> Result<(crate::fold::TenantScope, crate::fold::Calendar), String> {
+    let (tenant, zone) = parse_property(text)?;
+    Ok((tenant.parse()?, parse_zone(zone.trim())?))
+}
+
+/// serde adapter: tenant time zones as the table the config file has (`[timezones]`,
+/// `"89" = "America/New_York"`), so that figment merges them tenant by tenant across sources.
+pub mod tenant_zones {
+    use super::*;
+    use crate::fold::{Calendar, TenantScope};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        pairs: &[(TenantScope, Calendar)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let table: BTreeMap<String, &str> = pairs
+            .iter()
+            .map(|(t, c)| (t.to_string(), c.time_zone_name()))
+            .collect();
+        serde::Serialize::serialize(&table, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(TenantScope, Calendar)>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(t, z)| parse_tenant_zone(&format!("{t}={z}")))
+            .collect::<Result<_, _>>()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::calendar::Day;
 use super::fail_codes::{FailCodeId, FailCodes};
+use super::history::ClosedDay;
 use super::store::Store;
 use crate::events::ids::TaskKey;
 use crate::events::CallState;
@@ -67,6 +68,9 @@ pub struct Breakdown {
     /// `(failCode, calls)`, most calls first, then by code; `""` counts the failed calls that
     /// carried no code.
     pub fail_codes: Vec<(String, u64)>,
+    /// A closed day of the history: only its hourly buckets are kept, so the buckets are
+    /// `60MIN` whatever grain was asked.
+    pub closed: bool,
 }
 
 /// The breakdown of `task` for local day `day`.
@@ -78,10 +82,17 @@ pub fn breakdown(store: &Store, task: &TaskKey, day: Day, grain: TimeGrain) -> B
             ..Bucket::default()
         })
         .collect();
-    let calendar = store.calendar();
+    let calendar = store.calendar_of(task);
     let mut by_code: HashMap<FailCodeId, u64> = HashMap::new();
+    let mut closed = None;
     store.with_task(task, |state| {
         let Some(state) = state else { return };
+        if state.day(day).is_none() {
+            closed = state.closed_day(day).cloned();
+            if closed.is_some() {
+                return;
+            }
+        }
         for call in state.calls.values().filter(|c| c.day == day) {
             let i = usize::from(calendar.minute_of_day(call.first_ts) / width);
             let Some(b) = buckets.get_mut(i) else {
@@ -98,6 +109,15 @@ pub fn breakdown(store: &Store, task: &TaskKey, day: Day, grain: TimeGrain) -> B
             }
         }
     });
+    let closed_flag = closed.is_some();
+    if let Some(closed) = closed {
+        buckets = closed_buckets(&closed);
+        by_code = closed
+            .causes
+            .iter()
+            .map(|&(id, n)| (id, u64::from(n)))
+            .collect();
+    }
     // Texts are looked up after the shard lock is released.
     let codes = store.fail_codes();
     let mut fail_codes: Vec<(String, u64)> = by_code
@@ -108,7 +128,21 @@ pub fn breakdown(store: &Store, task: &TaskKey, day: Day, grain: TimeGrain) -> B
     Breakdown {
         buckets,
         fail_codes,
+        closed: closed_flag,
     }
+}
+
+/// The hourly buckets of a closed day.
+fn closed_buckets(day: &ClosedDay) -> Vec<Bucket> {
+    (0u16..)
+        .zip(day.hours.iter())
+        .map(|(hour, h)| Bucket {
+            start: hour * 60,
+            total: u64::from(h.total),
+            succ: u64::from(h.succ),
+            fail: u64::from(h.fail),
+        })
+        .collect()
 }
 
 fn text_of(codes: &FailCodes, id: FailCodeId) -> String {
@@ -271,6 +305,7 @@ mod tests {
         Breakdown {
             buckets,
             fail_codes,
+            closed: false,
         }
     }
 

@@ -80,6 +80,31 @@ impl Calendar {
         date.to_string()
     }
 
+    /// The day of a date written exactly `yyyy-MM-dd` (the vendor's date format), if it is a
+    /// real date from 0001-01-01 on.
+    pub fn parse_date(text: &str) -> Option<Day> {
+        let b = text.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) {
+            return None;
+        }
+        if !digits(8..10) {
+            return None;
+        }
+        let date: jiff::civil::Date = text.parse().ok()?;
+        // Year 0 exists in the proleptic calendar but in no client's date type.
+        if date.year() < 1 {
+            return None;
+        }
+        let days = date
+            .to_zoned(TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_second()
+            .div_euclid(86_400);
+        Day::try_from(days).ok()
+    }
+
     fn offset_ms(&self, ts_ms: i64) -> i64 {
         let hour = ts_ms.div_euclid(MS_PER_HOUR);
         if let Some(offset_ms) = unpack(self.cache.load(Ordering::Relaxed), hour) {
@@ -174,6 +199,27 @@ mod tests {
         let ny = Calendar::named("America/New_York").expect("zone");
         // 03:30 EDT on the day the clocks jumped from 02:00 to 03:00.
         assert_eq!(ny.minute_of_day(ms("2024-03-10T07:30:00Z")), 3 * 60 + 30);
+    }
+
+    #[test]
+    fn dates_parse_exactly_and_back() {
+        for text in ["1970-01-01", "2024-02-29", "2026-11-20", "1969-12-31"] {
+            let day = Calendar::parse_date(text).expect(text);
+            assert_eq!(Calendar::date_text(day), text);
+        }
+        assert_eq!(Calendar::parse_date("1970-01-02"), Some(1));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "20240101",
+            "2024-01-01 ",
+            "２024-01-01",
+            "",
+            "0000-01-01",
+        ] {
+            assert_eq!(Calendar::parse_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

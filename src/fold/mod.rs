@@ -3,14 +3,20 @@
 pub mod breakdown;
 pub mod calendar;
 pub mod fail_codes;
+pub mod failstats;
+pub mod history;
 pub mod stats;
 pub mod store;
+pub mod zones;
 
 pub use breakdown::{Breakdown, Bucket, TimeGrain};
 pub use calendar::{Calendar, Day};
 pub use fail_codes::{FailCodeId, FailCodes};
+pub use failstats::{fail_days, FailDay};
+pub use history::{ClosedDay, HourCounts};
 pub use stats::{Percent, TaskStats};
 pub use store::{Applied, FoldPolicy, Maintenance, Plan, RestoredCall, Store};
+pub use zones::{TenantScope, TimeZones};
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -22,7 +22,9 @@ mod restore;
 
 use super::calendar::{Calendar, Day};
 use super::fail_codes::{FailCodeId, FailCodes};
+use super::history::ClosedDay;
 use super::stats::TaskStats;
+use super::zones::TimeZones;
 use crate::events::ids::TaskKey;
 use crate::events::{CallKey, CallState, Event, EventKind};
 
@@ -43,6 +45,9 @@ pub struct FoldPolicy {
     /// Calls kept per task at most: a new call beyond it is refused (`CallLimit`); the task's
     /// existing calls go on folding.
     pub max_calls_per_task: usize,
+    /// Days answerable at all, today included: a day that leaves `retention_days` is kept as a
+    /// [`ClosedDay`] until it is this old. At most `retention_days`: no history.
+    pub history_days: u16,
 }
 
 /// What applying one event did.
@@ -147,13 +152,6 @@ impl DayCounts {
         }
     }
 
-    fn count(&self, states: &[CallState]) -> u64 {
-        states
-            .iter()
-            .map(|s| u64::from(self.by_state[s.index()]))
-            .sum()
-    }
-
     fn is_empty(&self) -> bool {
         self.plan.is_none() && self.by_state.iter().all(|&n| n == 0)
     }
@@ -172,6 +170,8 @@ pub struct TaskState {
     /// Bumped (to the store's next change number) whenever anything served for the task may
     /// have changed: streams compare it instead of the numbers.
     pub version: u64,
+    /// Closed days, ascending: older than the retention window, within `history_days`.
+    pub history: Vec<ClosedDay>,
     /// A lower bound of `last_ts` over the calls counted in waiting/executing (`i64::MAX` when
     /// none), so a maintenance pass can skip tasks with nothing to expire without a scan.
     oldest_active: i64,
@@ -185,6 +185,7 @@ impl Default for TaskState {
             waiting: 0,
             executing: 0,
             version: 0,
+            history: Vec::new(),
             oldest_active: i64::MAX,
         }
     }
@@ -236,9 +237,10 @@ impl TaskState {
         }
     }
 
-    /// Drops what fell out of the retention window and expires stale calls. Returns the number
-    /// of calls dropped and expired.
-    fn sweep(&mut self, watermark: i64, min_day: Day, stale_after_ms: i64) -> (u64, u64) {
+    /// Closes what fell out of the retention window into history, drops history past its
+    /// window and expires stale calls. Returns the number of calls dropped and expired.
+    fn sweep(&mut self, w: &Sweep) -> (u64, u64) {
+        let (watermark, min_day, stale_after_ms) = (w.watermark, w.min_day, w.stale_after_ms);
         let (mut dropped, mut expired) = (0, 0);
         let mut oldest_active = i64::MAX;
         let mut out_of_window = Vec::new();
@@ -263,25 +265,60 @@ impl TaskState {
                 }
             }
         }
+        let mut closing: Vec<ClosedDay> = self
+            .days
+            .iter()
+            .filter(|d| d.day < min_day && d.day >= w.history_min_day)
+            .map(ClosedDay::open)
+            .collect();
         for key in out_of_window {
             if let Some(call) = self.calls.remove(&key) {
                 self.remove_activity(&call);
                 dropped += 1;
+                if let Ok(i) = closing.binary_search_by_key(&call.day, |d| d.day) {
+                    closing[i].add_call(&call, w.calendar);
+                }
             }
         }
         self.days.retain(|d| d.day >= min_day);
+        self.keep_history(closing, w.history_min_day);
         self.oldest_active = oldest_active;
         (dropped, expired)
     }
 
-    fn needs_sweep(&self, watermark: i64, min_day: Day, stale_after_ms: i64) -> bool {
-        self.days.first().is_some_and(|d| d.day < min_day)
+    /// Adds newly closed days (a day already closed keeps its first record) and drops the days
+    /// older than the history window.
+    fn keep_history(&mut self, closing: Vec<ClosedDay>, history_min_day: Day) {
+        for closed in closing {
+            if let Err(i) = self.history.binary_search_by_key(&closed.day, |d| d.day) {
+                self.history.insert(i, closed);
+            }
+        }
+        self.history.retain(|d| d.day >= history_min_day);
+    }
+
+    /// A closed day of the history.
+    pub fn closed_day(&self, day: Day) -> Option<&ClosedDay> {
+        self.history
+            .binary_search_by_key(&day, |d| d.day)
+            .ok()
+            .map(|i| &self.history[i])
+    }
+
+    fn needs_sweep(&self, w: &Sweep) -> bool {
+        self.days.first().is_some_and(|d| d.day < w.min_day)
+            || self
+                .history
+                .first()
+                .is_some_and(|d| d.day < w.history_min_day)
             || (self.oldest_active != i64::MAX
-                && watermark.saturating_sub(self.oldest_active) > stale_after_ms)
+                && w.watermark.saturating_sub(self.oldest_active) > w.stale_after_ms)
     }
 
     fn is_empty(&self) -> bool {
-        self.calls.is_empty() && self.days.iter().all(DayCounts::is_empty)
+        self.calls.is_empty()
+            && self.days.iter().all(DayCounts::is_empty)
+            && self.history.is_empty()
     }
 
     /// Applies one call event whose day is inside the retention window (`Store::apply` checks).
@@ -363,6 +400,17 @@ struct CallFact {
     day: Day,
 }
 
+/// What one task's sweep needs: the clock, its tenant's calendar and the windows in it.
+struct Sweep<'a> {
+    watermark: i64,
+    calendar: &'a Calendar,
+    /// The oldest day of the retention window.
+    min_day: Day,
+    /// The oldest day of the history window.
+    history_min_day: Day,
+    stale_after_ms: i64,
+}
+
 struct ApplyContext<'a> {
     watermark: i64,
     min_day: Day,
@@ -384,7 +432,8 @@ type TaskMap = DashMap<TaskKey, TaskState, xxhash_rust::xxh3::Xxh3Builder>;
 /// The concurrent store of all tasks. Readers and the writer share it through an `Arc`.
 pub struct Store {
     tasks: TaskMap,
-    calendar: Calendar,
+    /// Each tenant's calendar: its days, its "today", its buckets.
+    zones: TimeZones,
     policy: FoldPolicy,
     /// The greatest event `ts` applied: the store's notion of "now" for what it keeps.
     watermark: AtomicI64,
@@ -409,10 +458,16 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// A store whose tenants all share one calendar.
     pub fn new(calendar: Calendar, policy: FoldPolicy) -> Self {
+        Store::with_zones(TimeZones::single(calendar), policy)
+    }
+
+    /// A store whose tenants follow `zones`.
+    pub fn with_zones(zones: TimeZones, policy: FoldPolicy) -> Self {
         Store {
             tasks: TaskMap::with_hasher(xxhash_rust::xxh3::Xxh3Builder::new()),
-            calendar,
+            zones,
             policy,
             watermark: AtomicI64::new(0),
             task_count: AtomicUsize::new(0),
@@ -423,8 +478,24 @@ impl Store {
         }
     }
 
+    /// The default calendar (of tenants without a rule of their own).
     pub fn calendar(&self) -> &Calendar {
-        &self.calendar
+        self.zones.default_calendar()
+    }
+
+    /// The calendar of a task's tenant.
+    pub fn calendar_of(&self, task: &TaskKey) -> &Calendar {
+        self.zones.of_task(task)
+    }
+
+    pub fn zones(&self) -> &TimeZones {
+        &self.zones
+    }
+
+    /// A task's "today" at wall-clock instant `now_ms`: tenants in different zones may be on
+    /// different dates at the same instant.
+    pub fn today_of(&self, task: &TaskKey, now_ms: i64) -> Day {
+        self.calendar_of(task).day_of(now_ms)
     }
 
     pub fn policy(&self) -> FoldPolicy {
@@ -435,11 +506,24 @@ impl Store {
         self.watermark.load(Ordering::Acquire)
     }
 
-    /// The oldest day the retention window keeps, for a given watermark.
-    fn min_day(&self, watermark: i64) -> Day {
-        self.calendar
+    /// The oldest day the retention window keeps, for a given watermark, in a calendar.
+    fn min_day(&self, calendar: &Calendar, watermark: i64) -> Day {
+        calendar
             .day_of(watermark)
             .saturating_sub(i32::from(self.policy.retention_days.max(1)) - 1)
+    }
+
+    /// The oldest day the history keeps, for a given watermark, in a calendar (never older than
+    /// the retention window's oldest day when there is no history).
+    fn history_min_day(&self, calendar: &Calendar, watermark: i64) -> Day {
+        let days = self
+            .policy
+            .history_days
+            .max(self.policy.retention_days)
+            .max(1);
+        calendar
+            .day_of(watermark)
+            .saturating_sub(i32::from(days) - 1)
     }
 
     /// Folds one event. `now_ms` is the wall clock, used only to refuse events from the future.
@@ -451,8 +535,9 @@ impl Store {
             .watermark
             .fetch_max(event.ts, Ordering::AcqRel)
             .max(event.ts);
-        let min_day = self.min_day(watermark);
-        let day = self.calendar.day_of(event.ts);
+        let calendar = self.zones.of_task(&event.task);
+        let min_day = self.min_day(calendar, watermark);
+        let day = calendar.day_of(event.ts);
         if day < min_day {
             // Older than the retention window: ignored, whether it would start a call, move an
             // existing call to that day (out of the window), or set that day's plan.
@@ -523,13 +608,19 @@ impl Store {
         if watermark == 0 {
             return Maintenance::default();
         }
-        let min_day = self.min_day(watermark);
-        let stale = self.policy.stale_after_ms;
         let mut report = Maintenance::default();
         let mut emptied = false;
         for mut task in self.tasks.iter_mut() {
-            if task.needs_sweep(watermark, min_day, stale) {
-                let (dropped, expired) = task.sweep(watermark, min_day, stale);
+            let calendar = self.zones.of_task(task.key());
+            let sweep = Sweep {
+                watermark,
+                calendar,
+                min_day: self.min_day(calendar, watermark),
+                history_min_day: self.history_min_day(calendar, watermark),
+                stale_after_ms: self.policy.stale_after_ms,
+            };
+            if task.needs_sweep(&sweep) {
+                let (dropped, expired) = task.sweep(&sweep);
                 if dropped + expired > 0 {
                     task.version = self.next_change();
                 }

@@ -38,6 +38,7 @@ pub fn policy() -> FoldPolicy {
         max_future_ms: 15 * 60_000,
         max_tasks: 50_000,
         max_calls_per_task: 1_000_000,
+        history_days: 0,
     }
 }
 

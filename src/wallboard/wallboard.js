@@ -246,10 +246,19 @@ function svg(tag, attrs) {
   return e;
 }
 
+// The day the chart and the causes show: "today", "yesterday" (of the tenant's calendar, as the
+// server reckons it), or a date yyyy-MM-dd from the picker (any day the server still keeps).
+function pickedDay() {
+  const choice = document.querySelector('#day-picker input[name="day"]:checked');
+  const date = document.getElementById('day-date').value;
+  if (choice && choice.value === 'date') return date || 'today';
+  return choice ? choice.value : 'today';
+}
+
 async function loadChart(cfg) {
   if (!selected) return;
   const body = JSON.stringify({ ...(cfg.ccId ? { ccId: cfg.ccId } : {}), vdn: cfg.vdn, taskId: selected,
-    day: 'today', timeGrain: '60MIN' });
+    day: pickedDay(), timeGrain: '60MIN' });
   const auth = await authorization(cfg, 'POST', BREAKDOWN, '', body);
   const resp = await fetch(BREAKDOWN, { method: 'POST', body, cache: 'no-store',
     headers: { Authorization: auth, 'Content-Type': 'application/json;charset=UTF-8' } });
@@ -283,7 +292,7 @@ function drawChart(shape) {
   const list = document.getElementById('fail-codes');
   list.replaceChildren(...shape.failCodes.slice(0, 12).map((c) =>
     el('li', { 'data-fail-code': c.failCode }, `${c.failCode || '(no code)'}: ${c.count}`)));
-  if (shape.failCodes.length === 0) list.append(el('li', { class: 'none' }, 'none today'));
+  if (shape.failCodes.length === 0) list.append(el('li', { class: 'none' }, 'none that day'));
 }
 
 // ---- page ----------------------------------------------------------------------------------
@@ -341,6 +350,12 @@ function init() {
     } catch (e) {
       showLogin(e.message);
     }
+  });
+  const reload = () => { const cfg = loadSettings(); if (cfg) loadChart(cfg).catch(() => {}); };
+  for (const input of document.querySelectorAll('#day-picker input')) input.addEventListener('change', reload);
+  document.getElementById('day-date').addEventListener('input', () => {
+    document.querySelector('#day-picker input[value="date"]').checked = true;
+    reload();
   });
   document.getElementById('signout').addEventListener('click', () => {
     if (running) running.abort();

@@ -12,7 +12,7 @@
 // tests/vectors/c2-auth.json; after entering the key the page shows one tile per task; tiles
 // update live; a task fed by a bounded simulator run ends up showing exactly what a signed batch
 // query answers, and the live tasks' tiles lie between two batch reads; the hourly chart and the
-// causes are drawn; the layout fits 1920x1080 and a laptop without horizontal scrolling; the key
+// causes are drawn; the day picker switches both to yesterday and to a chosen date; the layout fits 1920x1080 and a laptop without horizontal scrolling; the key
 // lives in sessionStorage only and signing out removes it. Waits are bounded only so that a
 // failure does not hang the run.
 
@@ -217,6 +217,20 @@ async function main() {
       const starts = await page.$$eval('#chart rect[data-start]', (r) => r.map((x) => x.dataset.start));
       assert.ok(starts.length > 0 && starts.every((s) => recent.includes(s)), `bars at ${starts}, not ${recent}`);
       assert.ok(await page.locator('.tile.selected').count() === 1);
+    });
+
+    await check('the day picker shows yesterday and a chosen date, for the chart and the causes', async () => {
+      const dateIn = (ms) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date(ms));
+      const [today, yesterday] = [dateIn(Date.now()), dateIn(Date.now() - 86_400_000)];
+      await page.check('#day-picker input[value="yesterday"]');
+      await page.waitForFunction((d) => document.getElementById('detail-day').textContent === d, yesterday);
+      await page.fill('#day-date', today);
+      await page.waitForFunction((d) => document.getElementById('detail-day').textContent === d, today);
+      assert.ok(await page.isChecked('#day-picker input[value="date"]'));
+      await page.waitForFunction(() => document.querySelectorAll('#chart rect.succ, #chart rect.fail').length > 0
+        && document.querySelectorAll('#fail-codes li[data-fail-code]').length > 0);
+      await page.check('#day-picker input[value="today"]');
+      await page.waitForFunction((d) => document.getElementById('detail-day').textContent === d, today);
     });
 
     await check('the layout fits a wall screen and a laptop', async () => {

@@ -91,7 +91,7 @@ impl Feed {
         let tasks = batch.keys();
         let n = tasks.len();
         Feed {
-            day: today(&sources.store),
+            day: today(&sources.store, batch.cc_id, batch.vdn),
             store: sources.store,
             keys: sources.keys,
             key,
@@ -147,7 +147,7 @@ impl Feed {
             if !self.key_in_force() {
                 return Err(StreamEnd::KeyRevoked);
             }
-            let day = today(&self.store);
+            let day = today(&self.store, self.cc_id, self.vdn);
             if day != self.day {
                 // Midnight: today's counts start again, whatever changed.
                 self.day = day;

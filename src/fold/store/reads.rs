@@ -41,13 +41,21 @@ impl TaskState {
     /// The served numbers for `day`.
     pub fn stats(&self, day: Day) -> TaskStats {
         use CallState::*;
-        let (total, succ, fail, comp, planned) = match self.day(day) {
-            Some(d) => (
-                d.count(&CallState::ALL),
-                d.count(&[Connected, Finished]),
-                d.count(&[Failed]),
-                d.count(&[Failed, Finished]),
-                d.plan.map_or(0, |p| p.planned),
+        let count = |by_state: &[u32; 5], states: &[CallState]| -> u64 {
+            states.iter().map(|s| u64::from(by_state[s.index()])).sum()
+        };
+        // A day in the window, else a closed day of the history.
+        let counts = match self.day(day) {
+            Some(d) => Some((&d.by_state, d.plan)),
+            None => self.closed_day(day).map(|d| (&d.by_state, d.plan)),
+        };
+        let (total, succ, fail, comp, planned) = match counts {
+            Some((by_state, plan)) => (
+                count(by_state, &CallState::ALL),
+                count(by_state, &[Connected, Finished]),
+                count(by_state, &[Failed]),
+                count(by_state, &[Failed, Finished]),
+                plan.map_or(0, |p| p.planned),
             ),
             None => (0, 0, 0, 0, 0),
         };

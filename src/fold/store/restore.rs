@@ -15,9 +15,10 @@ impl Store {
         plans: impl IntoIterator<Item = Plan>,
         calls: impl IntoIterator<Item = (CallKey, RestoredCall)>,
     ) {
+        let calendar = self.zones.of_task(&key);
         let mut task = TaskState::default();
         for plan in plans {
-            let day = self.calendar.day_of(plan.ts);
+            let day = calendar.day_of(plan.ts);
             task.day_mut(day).plan = Some(plan);
         }
         let mut n = 0;
@@ -25,7 +26,7 @@ impl Store {
             let call = Call {
                 first_ts: c.first_ts,
                 last_ts: c.last_ts,
-                day: self.calendar.day_of(c.first_ts),
+                day: calendar.day_of(c.first_ts),
                 state: c.state,
                 expired: c.expired,
                 fail_code: c.fail_code,
@@ -39,6 +40,20 @@ impl Store {
         if self.tasks.insert(key, task).is_none() {
             self.task_count.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Puts back a task's closed days from a snapshot, after its calls and plans (a task with
+    /// only history is created here). Closed days are kept as they were closed, in the zone of
+    /// that time: with no calls left they cannot be re-bucketed.
+    pub fn restore_history(&self, key: TaskKey, history: Vec<ClosedDay>) {
+        if history.is_empty() {
+            return;
+        }
+        let mut task = self.tasks.entry(key).or_insert_with(|| {
+            self.task_count.fetch_add(1, Ordering::Relaxed);
+            TaskState::default()
+        });
+        task.keep_history(history, Day::MIN);
     }
 
     /// Restores the event-time clock and the expiry count saved with a snapshot.

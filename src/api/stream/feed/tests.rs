@@ -58,7 +58,9 @@ impl Rig {
 
     /// The `data:` the stream must send for `task` now.
     fn row(&self, task: TaskKey) -> String {
-        let stats = self.store.stats(&task, today(&self.store));
+        let stats = self
+            .store
+            .stats(&task, today(&self.store, task.cc_id, task.vdn));
         Row::new(task.task_id, stats).to_json()
     }
 }
