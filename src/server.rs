@@ -220,6 +220,14 @@ pub fn api(
     .shutdown_timeout(SHUTDOWN_GRACE.saturating_sub(DRAIN_WINDOW).as_secs())
     .client_request_timeout(limits.request_head_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))
+    // A client's end of input ends its connection at once (actix keeps a half-closed one open
+    // by default): a live stream learns that its client left when the client does, not at the
+    // second write after (the first write to a closed socket succeeds, and once its end of
+    // input was seen the dispatcher no longer reads, so the reset goes unnoticed; up to two
+    // heartbeats, 30 s). The cost: a client that half-closes after its request and then waits
+    // loses the answer unless it was ready when the end was read (every route's answer is, on
+    // the poll that reads its request, but for a body still on its way).
+    .h1_allow_half_closed(false)
     .keep_alive(limits.keep_alive)
     .max_connections(limits.max_connections);
     if let Some(w) = workers {

@@ -130,6 +130,8 @@ impl Settings {
                 "required when Kafka brokers are configured (only the embedded demo has a built-in key)",
             ));
         }
+        crate::auth::AllowedHosts::parse(&self.auth.allowed_hosts)
+            .map_err(|e| invalid("auth.allowed_hosts", e.to_string()))?;
         if self.limits.max_header_bytes < 1024 {
             return Err(invalid("limits.max_header_bytes", "must be at least 1024"));
         }

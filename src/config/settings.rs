@@ -153,6 +153,9 @@ pub struct AuthSettings {
     /// Peer whose X-Forwarded-For is believed (the balancer), repeatable; in the environment comma-separated.
     #[arg(id = "auth.trusted_proxies", long = "trusted-proxy", env = "REALSTAT_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Host names or addresses the API answers to, repeatable; in the environment comma-separated; the port is ignored, IPv6 in brackets. A request whose Host is another: 401 (unset: any host).
+    #[arg(id = "auth.allowed_hosts", long = "allowed-host", env = "REALSTAT_ALLOWED_HOSTS", value_name = "HOST", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 // Protections of the API listener against oversized and slow clients, and the state bounds.

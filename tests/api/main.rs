@@ -13,6 +13,7 @@ mod drain;
 mod errors;
 mod fold_metrics;
 mod health;
+mod hostile_clients;
 mod http_client;
 mod keys;
 mod outage;
