@@ -13,11 +13,28 @@ use std::net::IpAddr;
 #[error("{0:?} is not a host name or address (with an optional port; IPv6 in brackets)")]
 pub struct HostError(pub String);
 
-/// One allowed name.
+/// One allowed name: a host name in lower case, or an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Host {
     Name(String),
     Address(IpAddr),
+}
+
+/// The host of a request, borrowed from its header: read on every request, so no allocation.
+#[derive(Debug, Clone, Copy)]
+enum HostRef<'a> {
+    Name(&'a str),
+    Address(IpAddr),
+}
+
+impl Host {
+    fn matches(&self, host: HostRef<'_>) -> bool {
+        match (self, host) {
+            (Host::Name(allowed), HostRef::Name(name)) => allowed.eq_ignore_ascii_case(name),
+            (Host::Address(allowed), HostRef::Address(ip)) => *allowed == ip,
+            _ => false,
+        }
+    }
 }
 
 /// The allowed hosts; empty: any.
@@ -35,7 +52,10 @@ impl AllowedHosts {
                 // A bare IPv6 address is accepted in the configuration (not in a Host header).
                 match text.parse::<IpAddr>() {
                     Ok(ip) => Some(Host::Address(ip)),
-                    Err(_) => host_of(text.as_bytes()),
+                    Err(_) => host_of(text.as_bytes()).map(|host| match host {
+                        HostRef::Name(name) => Host::Name(name.to_ascii_lowercase()),
+                        HostRef::Address(ip) => Host::Address(ip),
+                    }),
                 }
                 .ok_or_else(|| HostError(text.to_owned()))
             })
@@ -55,20 +75,20 @@ impl AllowedHosts {
         }
         value
             .and_then(host_of)
-            .is_some_and(|host| self.0.contains(&host))
+            .is_some_and(|host| self.0.iter().any(|allowed| allowed.matches(host)))
     }
 }
 
-/// The host of a `Host` value (RFC 9110, 7.2: `uri-host [ ":" port ]`), normalised: a name in
-/// lower case without a trailing dot, or an address. `None`: not a host.
-fn host_of(value: &[u8]) -> Option<Host> {
+/// The host of a `Host` value (RFC 9110, 7.2: `uri-host [ ":" port ]`): a name without its
+/// trailing dot, or an address. `None`: not a host.
+fn host_of(value: &[u8]) -> Option<HostRef<'_>> {
     let text = std::str::from_utf8(value).ok()?.trim();
     let (host, port) = match text.strip_prefix('[') {
         Some(rest) => {
             let (inside, after) = rest.split_once(']')?;
             let ip = inside.parse::<std::net::Ipv6Addr>().ok()?;
             return port_ok(after.strip_prefix(':'), after.is_empty())
-                .then_some(Host::Address(IpAddr::V6(ip)));
+                .then_some(HostRef::Address(IpAddr::V6(ip)));
         }
         None => match text.split_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -79,14 +99,14 @@ fn host_of(value: &[u8]) -> Option<Host> {
         return None;
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some(Host::Address(ip));
+        return Some(HostRef::Address(ip));
     }
     let name = host.strip_suffix('.').unwrap_or(host);
     let valid = !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    valid.then(|| Host::Name(name.to_ascii_lowercase()))
+    valid.then_some(HostRef::Name(name))
 }
 
 /// A port is digits (possibly none, RFC 3986 allows `host:`); `absent` when there is none.

@@ -247,7 +247,7 @@ fn the_schema_describes_every_setting() {
     let settings = schema::settings();
     assert_eq!(
         settings.len(),
-        37,
+        38,
         "a setting added or removed: update this count"
     );
     for s in &settings {

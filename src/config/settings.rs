@@ -154,7 +154,7 @@ pub struct AuthSettings {
     #[arg(id = "auth.trusted_proxies", long = "trusted-proxy", env = "REALSTAT_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
     /// Host names or addresses the API answers to, repeatable; in the environment comma-separated; the port is ignored, IPv6 in brackets. A request whose Host is another: 401 (unset: any host).
-    #[arg(id = "auth.allowed_hosts", long = "allowed-host", env = "REALSTAT_ALLOWED_HOSTS", value_name = "HOST", value_delimiter = ',')]
+    #[arg(id = "auth.allowed_hosts", long = "allowed-host", env = "REALSTAT_ALLOWED_HOSTS", value_name = "STRING", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 }
 
