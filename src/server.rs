@@ -48,6 +48,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// connection is closed.
 pub const DRAIN_WINDOW: Duration = Duration::from_secs(1);
 
+/// How long a stopping listener first goes on serving its open connections as if nothing had
+/// happened, before its answers say `Connection: close`: the requests a client had already sent
+/// at the signal (pipelined or not) reach the server within it and are answered. Once a server
+/// has answered with `close` it must not process what follows on that connection (RFC 9112,
+/// 9.6), and actix drops it: so a `close` sent at once loses every request the client wrote
+/// before it could read that answer, which for a pipelining client is all but the first.
+pub const SETTLE: Duration = Duration::from_millis(250);
+
 /// The drain state of one listener: whether it is stopping, and how many connections it has
 /// open. Cheap to clone; the clones share the state.
 ///
@@ -94,22 +102,27 @@ impl Drain {
 }
 
 /// Stops a listener without leaving a request its clients already sent unanswered:
-/// 1. from now on every answer carries `Connection: close`, and no new connection is accepted
-///    (connections still in the kernel's backlog are reset when the listener closes);
-/// 2. for up to [`DRAIN_WINDOW`], or until every connection is closed, open connections are
-///    served as usual: each request already sent, pipelined ones included, is answered and its
-///    client told to go;
-/// 3. then actix stops: connections still idle are closed, answers in progress get the rest of
+/// 1. no new connection is accepted (connections still in the kernel's backlog are reset when
+///    the listener closes);
+/// 2. for [`SETTLE`] open connections are served as usual: the requests already on their way
+///    at the signal, pipelined ones included, are answered;
+/// 3. from then on every answer carries `Connection: close`, and for the rest of
+///    [`DRAIN_WINDOW`], or until every connection is closed, each request sent is answered and
+///    its client told to go;
+/// 4. then actix stops: connections still idle are closed, answers in progress get the rest of
 ///    [`SHUTDOWN_GRACE`].
 pub async fn drain_and_stop(handle: ServerHandle, drain: &Drain, what: &'static str) {
-    drain.state.draining.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + DRAIN_WINDOW;
     handle.pause().await;
     tracing::info!(
         listener = what,
         connections = drain.open_connections(),
         "draining"
     );
-    let deadline = tokio::time::Instant::now() + DRAIN_WINDOW;
+    if drain.open_connections() > 0 {
+        tokio::time::sleep(SETTLE).await;
+    }
+    drain.state.draining.store(true, Ordering::SeqCst);
     while drain.open_connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -220,6 +233,14 @@ pub fn api(
     .shutdown_timeout(SHUTDOWN_GRACE.saturating_sub(DRAIN_WINDOW).as_secs())
     .client_request_timeout(limits.request_head_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))
+    // A client's end of input ends its connection at once (actix keeps a half-closed one open
+    // by default): a live stream learns that its client left when the client does, not at the
+    // second write after (the first write to a closed socket succeeds, and once its end of
+    // input was seen the dispatcher no longer reads, so the reset goes unnoticed; up to two
+    // heartbeats, 30 s). The cost: a client that half-closes after its request and then waits
+    // loses the answer unless it was ready when the end was read (every route's answer is, on
+    // the poll that reads its request, but for a body still on its way).
+    .h1_allow_half_closed(false)
     .keep_alive(limits.keep_alive)
     .max_connections(limits.max_connections);
     if let Some(w) = workers {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::admin::AdminState;
 use crate::api::stream::StreamLimits;
 use crate::api::ApiState;
-use crate::auth::{KeySet, Keys, Lockout, LockoutPolicy};
+use crate::auth::{AllowedHosts, KeySet, Keys, Lockout, LockoutPolicy};
 use crate::config::Settings;
 use crate::fold::Store;
 use crate::ingest::{Ingest, IngestConfig};
@@ -347,6 +347,8 @@ fn api_state(
             max_tracked: 100_000,
         })),
         trusted_proxies: auth.trusted_proxies.clone().into(),
+        // Checked in `Settings::validate`: an entry that does not parse never gets here.
+        allowed_hosts: Arc::new(AllowedHosts::parse(&auth.allowed_hosts).unwrap_or_default()),
         limits: settings.http_limits(),
         tenants: settings.tenant_filter(),
         changes,

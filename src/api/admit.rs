@@ -1,6 +1,7 @@
 //! The checks every route shares, as actix's own extractor: a handler that takes an
 //! [`Admitted<P>`] runs only for a request that passed all of them, in the order of api.md:
-//! method (405), header size (431), lockout of the client address (403), body size and read
+//! method (405), header size (431), lockout of the client address and the key it names (403),
+//! the `Host` among the allowed hosts (401, not counted towards the lockout), body size and read
 //! (413, 408, 0100002), authentication (401, counted towards the lockout), the route's
 //! parameters `P` (0100002; a JSON body's Content-Type first), the key's scope and the tenant
 //! (0101003), readiness (503).
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
 use futures_core::Stream;
@@ -84,7 +85,7 @@ impl<P: Params> FromRequest for Admitted<P> {
     }
 }
 
-/// The checks before the body: method, header size, lockout, declared body size. Gives the
+/// The checks before the body: method, header size, lockout, host, declared body size. Gives the
 /// listener's state and the client address the lockout counts for.
 fn before_body(
     req: &HttpRequest,
@@ -110,9 +111,15 @@ fn before_body(
         return Err(ApiError::HeadersTooLarge);
     }
     let client = client_address(req, &state);
-    if client.is_some_and(|ip| state.lockout.is_locked(ip)) {
+    if client.is_some_and(|ip| state.lockout.is_locked(ip, || named_key(req))) {
         state.metrics.auth_refused(AuthRefusal::Locked);
         return Err(ApiError::Locked);
+    }
+    // Needs no key and no body, so before either; not counted towards the lockout: it guesses
+    // nothing, and a stranger could otherwise spend another client's key on it.
+    if !state.allowed_hosts.is_empty() && !state.allowed_hosts.allows(host(req)) {
+        state.metrics.auth_refused(AuthRefusal::WrongHost);
+        return Err(ApiError::Unauthorized(AuthError::WrongHost));
     }
     // A declared length over the limit is refused without reading a byte.
     let declared = req
@@ -132,8 +139,8 @@ fn after_body<P: Params>(reading: &Reading, body: &[u8]) -> Result<(Arc<KeyEntry
     let key = authenticate(req, body, state).map_err(|e| {
         state.metrics.auth_refused(e.category());
         if let Some(ip) = reading.client {
-            if state.lockout.record_failure(ip) {
-                tracing::warn!(client = %ip, "address locked after repeated authentication failures");
+            if state.lockout.record_failure(ip, named_key(req)) {
+                tracing::warn!(client = %ip, "client locked after repeated authentication failures");
             }
         }
         ApiError::Unauthorized(e)
@@ -286,9 +293,40 @@ impl BodyRead {
     }
 }
 
+/// The access key the request names, for the lockout (whether the rest of the value is well
+/// formed or not; `None` for no, a repeated or an unreadable `Authorization`).
+fn named_key(req: &HttpRequest) -> Option<&str> {
+    let mut values = req.headers().get_all(AUTHORIZATION);
+    match (values.next(), values.next()) {
+        (Some(one), None) => auth::lockout::access_key_named(one.to_str().ok()?),
+        _ => None,
+    }
+}
+
+/// The request's `Host`: its one header (the signed one), or on HTTP/2 the `:authority`.
+/// `None` when absent or repeated.
+fn host(req: &HttpRequest) -> Option<&[u8]> {
+    let mut values = req.headers().get_all(HOST);
+    match (values.next(), values.next()) {
+        (Some(one), None) => Some(one.as_bytes()),
+        (None, _) => req.uri().authority().map(|a| a.as_str().as_bytes()),
+        (Some(_), Some(_)) => None,
+    }
+}
+
 /// The address the lockout counts for: the peer, or what a trusted proxy says it is.
 fn client_address(req: &HttpRequest, state: &ApiState) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip());
+    if state.trusted_proxies.is_empty() {
+        if let Some(ip) = peer.filter(|&ip| state.lockout.first_private_peer(ip)) {
+            tracing::warn!(
+                peer = %ip,
+                "a request came from a private address and no trusted proxies are set: if a \
+                 balancer is in front, every client behind it is this one address to the lockout; \
+                 set auth.trusted_proxies to the balancer's addresses (logged once)"
+            );
+        }
+    }
     let mut lines = req.headers().get_all("x-forwarded-for");
     // Every line, in order: together they are one list (see `client_ip`). Almost always there
     // is none, or one: no list to build then.

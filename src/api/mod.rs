@@ -3,7 +3,7 @@
 //!
 //! Every route is a handler taking an [`Admitted`] request: actix runs the checks every route
 //! shares, each with its row of the error table in api.md, before the handler is called
-//! ([`admit`]: method 405, header size 431, lockout 403, body size 413, authentication 401, the
+//! ([`admit`]: method 405, header size 431, lockout 403, host 401, body size 413, authentication 401, the
 //! route's parameters 0100002, the key's scope 0101003, readiness 503). A refusal is an
 //! [`ApiError`], which actix turns into the vendor's error body ([`ResponseError`]). Around both,
 //! [`observe`] gives each request its id, its log span, its metrics and its `X-Request-Id`.
@@ -60,6 +60,8 @@ pub struct ApiState {
     pub lockout: Arc<Lockout>,
     /// Peers whose `X-Forwarded-For` is believed (the NSLB).
     pub trusted_proxies: Arc<[IpAddr]>,
+    /// The names the service answers to (`auth.allowed_hosts`; empty: any).
+    pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
     pub limits: Limits,
     /// The tenants this deployment keeps: queries for others are refused like a key's scope.
     pub tenants: TenantFilter,

@@ -41,6 +41,10 @@ pub enum AuthError {
     /// The signature does not match.
     #[error("Authentication failed: signature mismatch or unknown access key")]
     Mismatch,
+    /// The `Host` is not one of `auth.allowed_hosts`: signed for another service, or sent to
+    /// this one under a name it does not answer to.
+    #[error("Authentication failed: request not addressed to this service")]
+    WrongHost,
 }
 
 impl AuthError {
@@ -53,6 +57,7 @@ impl AuthError {
             AuthError::Expired => AuthRefusal::Expired,
             AuthError::UnknownKey => AuthRefusal::UnknownKey,
             AuthError::Mismatch => AuthRefusal::Mismatch,
+            AuthError::WrongHost => AuthRefusal::WrongHost,
         }
     }
 }

@@ -581,9 +581,12 @@ pub fn spawn_reloader(
                 _ = ticker.tick() => {
                     let now = fingerprint(&path);
                     if now != last {
-                        // A vanished file (mid-rename, or deleted) is not a new key set: keep
-                        // the keys and wait for it to come back.
+                        // A vanished file (deleted, or replaced by a directory) is not a new key
+                        // set: keep the keys and wait for it to come back. It is a refused
+                        // reload all the same, counted once per change, so the alert on
+                        // rejected reloads sees a keys file that is gone.
                         if now.is_none() {
+                            metrics.keys_rejected();
                             tracing::warn!(path = %path.display(), "keys file unreadable; keeping the previous keys");
                         } else {
                             reload_and_log(&keys, &path, "file changed", &metrics);

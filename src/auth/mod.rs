@@ -26,6 +26,7 @@
 
 pub mod c2;
 pub mod client;
+pub mod hosts;
 pub mod keys;
 pub mod lockout;
 pub mod signing_cache;
@@ -36,6 +37,7 @@ pub use c2::{
     format_timestamp, parse_authorization, sign, verify, AuthError, Authorization, ClientRequest,
     Clock, HeaderLookup, SignedParts,
 };
+pub use hosts::{AllowedHosts, HostError};
 pub use keys::{
     spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
 };

@@ -282,11 +282,6 @@ fn the_readme_table_is_the_schema() {
 #[test]
 fn the_schema_describes_every_setting() {
     let settings = schema::settings();
-    assert_eq!(
-        settings.len(),
-        39,
-        "a setting added or removed: update this count"
-    );
     for s in &settings {
         assert!(!s.description.is_empty(), "{} has no description", s.key);
         assert!(

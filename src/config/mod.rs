@@ -130,6 +130,8 @@ impl Settings {
                 "required when Kafka brokers are configured (only the embedded demo has a built-in key)",
             ));
         }
+        crate::auth::AllowedHosts::parse(&self.auth.allowed_hosts)
+            .map_err(|e| invalid("auth.allowed_hosts", e.to_string()))?;
         if self.limits.max_header_bytes < 1024 {
             return Err(invalid("limits.max_header_bytes", "must be at least 1024"));
         }
@@ -197,4 +199,19 @@ impl Settings {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_that_are_not_hosts_are_refused() {
+        let mut s = Settings::default();
+        s.auth.allowed_hosts = vec!["realstat.example:8080".into(), "[fd00::1]".into()];
+        assert!(s.validate().is_ok());
+        s.auth.allowed_hosts.push("http://realstat.example".into());
+        let err = s.validate().expect_err("a URL is not a host").to_string();
+        assert!(err.contains("auth.allowed_hosts"), "{err}");
+    }
 }

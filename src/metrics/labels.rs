@@ -48,10 +48,12 @@ pub enum AuthRefusal {
     Locked,
     /// A valid key without the right to read the requested VDN or call center.
     Forbidden,
+    /// The `Host` is not one of `auth.allowed_hosts`.
+    WrongHost,
 }
 
 impl AuthRefusal {
-    pub const ALL: [AuthRefusal; 7] = [
+    pub const ALL: [AuthRefusal; 8] = [
         AuthRefusal::Missing,
         AuthRefusal::Malformed,
         AuthRefusal::Expired,
@@ -59,6 +61,7 @@ impl AuthRefusal {
         AuthRefusal::Mismatch,
         AuthRefusal::Locked,
         AuthRefusal::Forbidden,
+        AuthRefusal::WrongHost,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -70,6 +73,7 @@ impl AuthRefusal {
             AuthRefusal::Mismatch => "mismatch",
             AuthRefusal::Locked => "locked",
             AuthRefusal::Forbidden => "forbidden",
+            AuthRefusal::WrongHost => "wrong_host",
         }
     }
 }

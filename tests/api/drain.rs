@@ -191,3 +191,45 @@ async fn shutdown_answers_every_request_already_sent_on_keep_alive_connections()
         );
     }
 }
+
+/// Reads answers until the server closes: whether each said `Connection: close`.
+fn answers_until_closed(stream: &mut TcpStream) -> Vec<bool> {
+    let mut buf = Vec::new();
+    let mut closes = Vec::new();
+    while let Ok(Some(close)) = read_answer(stream, &mut buf) {
+        closes.push(close);
+    }
+    closes
+}
+
+/// Issue 18.4: requests a client pipelined on a kept-alive connection as the signal arrived
+/// are all answered. Written one after the other without waiting for answers (as pipelining
+/// clients do), they reach the server in several reads; an answer that said `close` before the
+/// last of them was read would leave the rest unprocessed (RFC 9112, 9.6).
+#[actix_web::test]
+async fn requests_pipelined_at_the_signal_are_all_answered() {
+    let app = spawn_app().await;
+    let request = signed_raw_keep_alive(&app.api, BODY.as_bytes(), "");
+    let mut conn = idle_connection(&app.api, &request);
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    conn.set_nodelay(true).expect("nodelay");
+    app.shutdown.trigger();
+    let closes = tokio::task::spawn_blocking(move || {
+        for _ in 0..4 {
+            if conn.write_all(&request).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        answers_until_closed(&mut conn)
+    })
+    .await
+    .expect("join");
+    app.run.await.expect("clean stop");
+    assert_eq!(
+        closes.len(),
+        4,
+        "every pipelined request answered: {closes:?}"
+    );
+}

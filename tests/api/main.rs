@@ -14,6 +14,7 @@ mod errors;
 mod failstats;
 mod fold_metrics;
 mod health;
+mod hostile_clients;
 mod http_client;
 mod keys;
 mod outage;
