@@ -126,7 +126,7 @@ impl Ingest {
         let stop = shutdown.child();
         let positions = Arc::new(Mutex::new(start.clone()));
         let ends: Ends = Arc::default();
-        let end_offsets = spawn("end-offsets", {
+        let end_offsets = spawn("end-offsets", &stop, {
             let reader = end_offsets::Reader {
                 consumer: watermarks,
                 topic: config.topic.clone(),
@@ -175,8 +175,9 @@ impl Ingest {
             end_offsets: Some(end_offsets),
             positions,
         };
-        ingest.consumer = Some(spawn("ingest", move || worker.run())?);
-        ingest.fetch = Some(spawn("fetch", move || fetcher.run(&stop))?);
+        ingest.consumer = Some(spawn("ingest", &stop, move || worker.run())?);
+        let fetch_stop = stop.clone();
+        ingest.fetch = Some(spawn("fetch", &stop, move || fetcher.run(&fetch_stop))?);
         Ok(ingest)
     }
 
@@ -224,13 +225,18 @@ fn client<C: rdkafka::config::FromClientConfig>(
         .map_err(|source| IngestError::Client { role, source })
 }
 
+/// Starts thread `name` under supervision: if it panics or returns before `stop`, the process
+/// stops and exits non-zero naming it (a dead consumer must not leave a ready replica serving
+/// frozen numbers).
 fn spawn<T: Send + 'static>(
     name: &'static str,
+    stop: &Shutdown,
     run: impl FnOnce() -> T + Send + 'static,
 ) -> Result<JoinHandle<T>, IngestError> {
+    let supervisor = stop.clone();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(run)
+        .spawn(move || supervisor.supervise(name, run))
         .map_err(|source| IngestError::Thread { name, source })
 }
 
@@ -257,4 +263,23 @@ fn publish_progress(
 /// it half-written; refusing to read it would only turn one failure into two.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ingest_thread_that_dies_stops_the_process() {
+        let process = Shutdown::new();
+        let stop = process.child();
+        let thread =
+            spawn("ingest", &stop, || -> Positions { panic!("fold bug") }).expect("starts");
+        assert!(thread.join().is_err());
+        assert!(
+            process.is_triggered(),
+            "a dead worker must not leave the replica up"
+        );
+        assert_eq!(process.failure().map(|f| f.part), Some("ingest"));
+    }
 }

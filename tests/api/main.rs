@@ -21,5 +21,6 @@ mod realstatistic;
 mod restore;
 mod stalled_bodies;
 mod stream;
+mod supervision;
 mod tls;
 mod wallboard;
