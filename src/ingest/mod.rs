@@ -10,7 +10,9 @@
 //!
 //! Readiness: at start the loop reads each partition's end offset; the replica is ready once it
 //! has applied everything below those offsets. After that it stays ready: a broker outage leaves
-//! the numbers as they are, which is better than no numbers; the lag metrics tell the story.
+//! the numbers as they are, which is better than no numbers; the view's age and the lag metrics
+//! tell the story. The one exception is a recreated topic ([`resets`]): not ready again until it
+//! is read again.
 //!
 //! [`Ingest`] owns the three threads: it starts them, stops them (on its own stop signal, a child of
 //! the process's) and joins them.
@@ -19,9 +21,11 @@ pub mod dead_letter;
 mod end_offsets;
 mod fetch;
 pub mod kafka;
+mod resets;
 mod worker;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -126,6 +130,7 @@ impl Ingest {
         let stop = shutdown.child();
         let positions = Arc::new(Mutex::new(start.clone()));
         let ends: Ends = Arc::default();
+        let ends_read_at = Arc::new(AtomicI64::new(0));
         let end_offsets = spawn("end-offsets", &stop, {
             let reader = end_offsets::Reader {
                 consumer: watermarks,
@@ -133,6 +138,7 @@ impl Ingest {
                 metrics: metrics.clone(),
                 positions: positions.clone(),
                 ends: ends.clone(),
+                ends_read_at: ends_read_at.clone(),
             };
             let stop = stop.clone();
             move || reader.run(&stop)
@@ -143,7 +149,6 @@ impl Ingest {
             consumer: consumer.clone(),
             to_worker,
             recycled,
-            readiness: readiness.clone(),
             metrics: metrics.clone(),
         };
         let worker = worker::Worker {
@@ -165,6 +170,9 @@ impl Ingest {
             ends,
             touched: Vec::new(),
             limit_logged: Default::default(),
+            ends_read_at,
+            last_read_ms: BTreeMap::new(),
+            reset_pending: false,
         };
         // From here on, `Ingest` owns the threads: on an error, dropping it stops and joins
         // those already started (the worker ends when the fetcher, or its channel, is gone).

@@ -18,6 +18,7 @@ mod keys;
 mod outage;
 mod query;
 mod realstatistic;
+mod resets;
 mod restore;
 mod stalled_bodies;
 mod stream;
