@@ -20,6 +20,7 @@ mod query;
 mod realstatistic;
 mod resets;
 mod restore;
+mod staleness;
 mod stalled_bodies;
 mod stream;
 mod supervision;
