@@ -41,6 +41,12 @@ async fn the_view_age_grows_through_an_outage_and_falls_back_after() {
         "a replica that keeps up answers from a fresh view: {age}"
     );
     assert_eq!(total, "1");
+    let refused = signed_post(&app.api, AK, "not-the-secret", QUERY).await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.header("x-realstat-view-age").is_some(),
+        "refusals say how old the view is too"
+    );
 
     app.kafka.kafka.brokers_down().expect("down");
     app.wait_metric("realstat_view_age_seconds", |age| age >= 4.0)
