@@ -80,11 +80,13 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     // Gauges that are facts about the store are read at scrape time rather than kept in step.
+    let now_ms = crate::clock::now_ms();
     let text = state.metrics.scrape(ScrapeFacts {
         tasks_tracked: state.store.tasks_tracked(),
         calls_tracked: state.store.calls_tracked(),
         ready: state.readiness.is_ready(),
-        now_ms: crate::clock::now_ms(),
+        now_ms,
+        view_age_ms: state.readiness.view_age_ms(now_ms),
     });
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))

@@ -181,8 +181,8 @@ impl Listeners {
         let reason = tokio::select! {
             r = crate::shutdown::terminate_signal() => r,
             _ = shutdown.wait() => "shutdown requested",
-            _ = &mut api_task => "API server ended",
-            _ = &mut admin_task => "admin server ended",
+            r = &mut api_task => server_ended(shutdown, "API server", r),
+            r = &mut admin_task => server_ended(shutdown, "admin server", r),
         };
         tracing::info!(reason, "stopping");
         shutdown.trigger();
@@ -195,6 +195,21 @@ impl Listeners {
         let _ = admin_task.await;
         reason
     }
+}
+
+/// A server that ends while nobody asked it to is a failure of the process: recorded with its
+/// cause (the I/O error, the panic, or none), so the replica exits non-zero.
+fn server_ended(
+    shutdown: &Shutdown,
+    part: &'static str,
+    ended: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> &'static str {
+    match ended {
+        Ok(Ok(())) => shutdown.fail(part, "ended on its own"),
+        Ok(Err(e)) => shutdown.fail(part, e),
+        Err(e) => shutdown.fail(part, e),
+    }
+    "server ended"
 }
 
 /// Binds `addr` now, so that a caller asking for port 0 can read the port back before serving.

@@ -6,14 +6,47 @@
 //! [`Shutdown::is_triggered`] between units of work or sleep with [`Shutdown::sleep`]. Whoever
 //! decides to stop (a signal, a failed server, a test) calls [`Shutdown::trigger`]; the order in
 //! which the pieces then finish is `startup`'s business, not theirs.
+//!
+//! Supervision: a part that ends when nobody asked it to (a panic, a server that returns, a
+//! thread whose loop fell through) must not leave the process up and ready with frozen numbers.
+//! Every thread runs under [`Shutdown::supervise`] and every spawned task under
+//! [`Shutdown::watch_task`]; they call [`Shutdown::fail`], which records the first failure,
+//! logs it with the part's name, and stops the *whole* process (even from a child signal).
+//! `startup` then drains, writes the final snapshot, and exits non-zero naming the part, so the
+//! orchestrator restarts the replica.
 
+use std::any::Any;
+use std::fmt::Display;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Shutdown {
     token: CancellationToken,
+    /// The process's signal: what [`Shutdown::fail`] triggers, from any child.
+    root: CancellationToken,
+    failure: Arc<OnceLock<Failure>>,
+}
+
+/// The first part that ended unexpectedly, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub part: &'static str,
+    pub cause: String,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        let token = CancellationToken::new();
+        Shutdown {
+            root: token.clone(),
+            token,
+            failure: Arc::default(),
+        }
+    }
 }
 
 impl Shutdown {
@@ -26,7 +59,61 @@ impl Shutdown {
     pub fn child(&self) -> Shutdown {
         Shutdown {
             token: self.token.child_token(),
+            root: self.root.clone(),
+            failure: self.failure.clone(),
         }
+    }
+
+    /// `part` ended unexpectedly: records it (the first failure wins), logs it once, and stops
+    /// the whole process.
+    pub fn fail(&self, part: &'static str, cause: impl Display) {
+        let failure = Failure {
+            part,
+            cause: cause.to_string(),
+        };
+        if self.failure.set(failure.clone()).is_ok() {
+            tracing::error!(part, cause = %failure.cause, "part failed; stopping the process");
+        }
+        self.root.cancel();
+    }
+
+    /// The first failure recorded by [`Shutdown::fail`], if any.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure.get().cloned()
+    }
+
+    /// Runs a thread's body as `part`: a panic, or a return while nobody asked it to stop,
+    /// fails the process (the panic then carries on unwinding, so a join still sees it).
+    pub fn supervise<T>(&self, part: &'static str, run: impl FnOnce() -> T) -> T {
+        match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(value) => {
+                if !self.is_triggered() {
+                    self.fail(part, "ended on its own");
+                }
+                value
+            }
+            Err(panic) => {
+                self.fail(part, format_args!("panicked: {}", panic_message(&*panic)));
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Watches a spawned task as `part`, the async twin of [`Shutdown::supervise`]: the
+    /// returned handle ends with the task.
+    pub fn watch_task<T: Send + 'static>(
+        &self,
+        part: &'static str,
+        task: tokio::task::JoinHandle<T>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            match task.await {
+                Ok(_) if this.is_triggered() => {}
+                Ok(_) => this.fail(part, "ended on its own"),
+                Err(e) => this.fail(part, e),
+            }
+        })
     }
 
     /// Asks everything watching this signal to stop. Idempotent.
@@ -59,6 +146,15 @@ impl Shutdown {
             std::thread::sleep(left.min(TICK));
         }
     }
+}
+
+/// The text a panic was raised with, when it is text.
+pub fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a text)")
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C) and names it; on other platforms, on Ctrl-C.
@@ -102,6 +198,52 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(30));
         waker.join().expect("joins");
         assert!(s.is_triggered());
+    }
+
+    #[test]
+    fn a_panicking_part_stops_the_process_and_is_named() {
+        let process = Shutdown::new();
+        let part = process.child();
+        let thread = std::thread::spawn(move || part.supervise("worker", || panic!("boom")));
+        assert!(thread.join().is_err(), "the panic still reaches the join");
+        assert!(process.is_triggered());
+        let failure = process.failure().expect("recorded");
+        assert_eq!(failure.part, "worker");
+        assert!(failure.cause.contains("boom"), "{}", failure.cause);
+    }
+
+    #[test]
+    fn a_part_ending_on_its_own_fails_but_one_told_to_stop_does_not() {
+        let process = Shutdown::new();
+        assert_eq!(process.child().supervise("fetch", || 7), 7);
+        assert!(process.is_triggered());
+        assert_eq!(process.failure().map(|f| f.part), Some("fetch"));
+
+        let process = Shutdown::new();
+        let part = process.child();
+        part.trigger();
+        part.supervise("fetch", || ());
+        assert!(
+            !process.is_triggered(),
+            "a part stopped alone is no failure"
+        );
+        assert_eq!(process.failure(), None);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_or_returns_unasked_fails_the_process() {
+        let process = Shutdown::new();
+        let watched = process.watch_task("reloader", tokio::spawn(async { panic!("bad") }));
+        watched.await.expect("the watcher itself ends cleanly");
+        assert_eq!(process.failure().map(|f| f.part), Some("reloader"));
+
+        let process = Shutdown::new();
+        let watched = process.watch_task("server", tokio::spawn(async {}));
+        watched.await.expect("ends");
+        assert_eq!(
+            process.failure().map(|f| f.cause),
+            Some("ended on its own".into())
+        );
     }
 
     #[tokio::test]

@@ -54,6 +54,10 @@ pub enum StartupError {
         "the final snapshot was not written (the next start replays from the previous one): {0}"
     )]
     FinalSnapshot(#[source] SnapshotError),
+    /// A part (a thread, a server, a task) ended while nobody asked it to: the process stopped
+    /// so that the orchestrator restarts it.
+    #[error("{} ended unexpectedly: {}", .0.part, .0.cause)]
+    PartFailed(crate::shutdown::Failure),
 }
 
 pub struct Application {
@@ -207,7 +211,14 @@ impl Application {
         let shutdown = self.shutdown.clone();
         let reloader = self.keys_file.clone().map(|(path, poll)| {
             let metrics = self.metrics.clone();
-            crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone(), metrics)
+            let task = crate::auth::spawn_reloader(
+                self.keys.clone(),
+                path,
+                poll,
+                shutdown.clone(),
+                metrics,
+            );
+            shutdown.watch_task("keys reloader", task)
         });
         self.listeners.serve_until_stopped(&shutdown).await;
 
@@ -235,6 +246,13 @@ impl Application {
         }
         if let Some(r) = reloader {
             let _ = r.await;
+        }
+        if let Err(e) = &finished {
+            shutdown.fail("final snapshot", e);
+        }
+        if let Some(failure) = shutdown.failure() {
+            tracing::error!(part = failure.part, cause = %failure.cause, "stopped after a failure");
+            return Err(StartupError::PartFailed(failure));
         }
         match finished {
             Ok(Err(e)) => {

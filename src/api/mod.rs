@@ -126,8 +126,12 @@ enum RequestSpan {
 /// `X-Request-Id`). A process-wide counter: unique per replica, cheap, and never a client value.
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// The age of the replica's view of the log, on every answer of the API routes.
+pub const VIEW_AGE_HEADER: &str = "x-realstat-view-age";
+
 /// What every signed route shares around its checks and its answer: the request id (on its log
-/// lines, through a span where the route has one, and the `X-Request-Id` header), the request metrics, and the log line of a
+/// lines, through a span where the route has one, and the `X-Request-Id` header), the request
+/// metrics, and the log line of a
 /// refusal. The code of an answer is its [`ApiError`]'s (which actix keeps with the response it
 /// made of it), or success.
 fn observe<S>(
@@ -164,11 +168,21 @@ where
                 tracing::debug!(request_id = id, status, code, reason = %e, "request refused");
             }
         }
+        let mut view_age = None;
         if let Some(state) = res.request().app_data::<web::Data<ApiState>>() {
             let seconds = started.elapsed().as_secs_f64();
             state
                 .metrics
                 .request_answered(status.as_u16(), code, seconds);
+            view_age = Some(state.readiness.view_age_ms(crate::clock::now_ms()) / 1000);
+        }
+        // How old the numbers may be, in whole seconds, beside the vendor body (which stays as
+        // the contract has it): 0-2 while the broker answers, growing through an outage.
+        if let Some(age) = view_age {
+            res.headers_mut().insert(
+                HeaderName::from_static(VIEW_AGE_HEADER),
+                HeaderValue::from(age),
+            );
         }
         res.headers_mut().insert(
             HeaderName::from_static("x-request-id"),

@@ -310,11 +310,20 @@ pub fn auth_string_prefix(ak: &str, timestamp: &str, signed_headers: &str) -> St
 }
 
 fn hmac_hex(key: &[u8], msg: &[u8]) -> [u8; 64] {
+    hex_mac(HmacSha256::new_from_slice(key), msg)
+}
+
+/// What [`hmac_hex`] gives when HMAC cannot be keyed: not hex, so it never equals a presented
+/// signature (`parse` accepts lower-case hex only) and verification fails closed. HMAC takes
+/// keys of any length, so this is never expected; 64 `'0'`s here would have been a valid
+/// signature anyone could send.
+const FAILED_MAC: [u8; 64] = [b'!'; 64];
+
+fn hex_mac(mac: Result<HmacSha256, hmac::digest::InvalidLength>, msg: &[u8]) -> [u8; 64] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // HMAC accepts keys of any length, so this cannot fail; the fallback only exists to keep
-    // the function total without an unwrap.
-    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
-        return [b'0'; 64];
+    let Ok(mut mac) = mac else {
+        tracing::error!("HMAC-SHA256 refused its key; failing the signature check closed");
+        return FAILED_MAC;
     };
     mac.update(msg);
     let digest = mac.finalize().into_bytes();
@@ -336,6 +345,9 @@ pub fn signing_key(sk: &[u8], auth_string_prefix: &str) -> [u8; 64] {
 /// The vendor's demo keys the second HMAC with the hex *text* of the first one, not its raw 32
 /// bytes; we must do the same to interoperate.
 pub fn signature(signing_key: &[u8; 64], canonical_request: &str) -> [u8; 64] {
+    if *signing_key == FAILED_MAC {
+        return FAILED_MAC;
+    }
     hmac_hex(signing_key, canonical_request.as_bytes())
 }
 
@@ -598,6 +610,17 @@ mod tests {
         "/../shared/spec/vectors/c2-auth.json"
     );
     const REPO_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/c2-auth.json");
+
+    #[test]
+    fn an_hmac_that_cannot_be_keyed_fails_every_signature_check() {
+        let failed = hex_mac(Err(hmac::digest::InvalidLength), b"anything");
+        // No presented signature can equal it: `parse` accepts lower-case hex only.
+        assert!(failed.iter().all(|b| !b.is_ascii_hexdigit()));
+        let zeros = "0".repeat(64);
+        assert!(!bool::from(failed.ct_eq(zeros.as_bytes())));
+        // A failed signing key never turns into a valid-looking signature either.
+        assert_eq!(signature(&failed, "GET\n/\n\n"), FAILED_MAC);
+    }
 
     struct Vector {
         name: String,

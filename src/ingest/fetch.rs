@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::Offset as KafkaOffset;
 
 use crate::log_position::{Offset, Partition};
 use crate::metrics::{ConsumerError, Metrics};
-use crate::progress::Readiness;
 use crate::shutdown::Shutdown;
 
 /// How long one poll waits for the first message of a batch; also the longest the fetcher takes
@@ -39,6 +39,10 @@ pub(super) enum Handoff {
     /// past the last message handed over (a transaction marker at the end of a partition is never
     /// delivered as a message), and no message below them is still on its way.
     Idle(Vec<(Partition, Offset)>),
+    /// librdkafka found a partition's position outside its log (`auto.offset.reset=error`) and
+    /// stopped fetching it; the worker decides what was lost and where to go on (`resets`).
+    /// Sent after every batch taken before it, so the worker's positions are the fetch's.
+    OutOfRange,
 }
 
 /// Messages copied out of librdkafka, in delivery order.
@@ -55,6 +59,8 @@ struct Record {
     payload: Range<usize>,
     /// `None`: the message had no key.
     key: Option<Range<usize>>,
+    /// The message's Kafka timestamp (ms since the epoch; 0: none).
+    timestamp: i64,
 }
 
 /// One message of a [`Batch`].
@@ -63,6 +69,7 @@ pub(super) struct Fetched<'a> {
     pub offset: Offset,
     pub payload: &'a [u8],
     pub key: Option<&'a [u8]>,
+    pub timestamp: i64,
 }
 
 impl Batch {
@@ -79,7 +86,12 @@ impl Batch {
         self.records.clear();
     }
 
-    fn push(&mut self, partition: Partition, offset: Offset, payload: &[u8], key: Option<&[u8]>) {
+    fn push(
+        &mut self,
+        (partition, offset, timestamp): (Partition, Offset, i64),
+        payload: &[u8],
+        key: Option<&[u8]>,
+    ) {
         let payload = self.append(payload);
         let key = key.map(|k| self.append(k));
         self.records.push(Record {
@@ -87,6 +99,7 @@ impl Batch {
             offset,
             payload,
             key,
+            timestamp,
         });
     }
 
@@ -102,6 +115,7 @@ impl Batch {
             offset: r.offset,
             payload: self.bytes.get(r.payload.clone()).unwrap_or_default(),
             key: r.key.clone().and_then(|k| self.bytes.get(k)),
+            timestamp: r.timestamp,
         })
     }
 }
@@ -111,7 +125,6 @@ pub(super) struct Fetcher {
     pub to_worker: SyncSender<Handoff>,
     /// Folded batches, returned for reuse.
     pub recycled: Receiver<Batch>,
-    pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -122,7 +135,7 @@ impl Fetcher {
         while !stop.is_triggered() {
             let mut batch = self.recycled.try_recv().unwrap_or_default();
             batch.clear();
-            self.fill(&mut batch);
+            let out_of_range = self.fill(&mut batch);
             let handoff = if batch.is_empty() {
                 Handoff::Idle(self.consumer_positions())
             } else {
@@ -131,21 +144,33 @@ impl Fetcher {
             if self.to_worker.send(handoff).is_err() {
                 break; // the worker has stopped
             }
+            if out_of_range && self.to_worker.send(Handoff::OutOfRange).is_err() {
+                break;
+            }
         }
     }
 
-    /// Polls up to `MAX_BATCH` messages, waiting only for the first.
-    fn fill(&self, batch: &mut Batch) {
+    /// Polls up to `MAX_BATCH` messages, waiting only for the first. `true`: a partition's
+    /// position was found outside its log.
+    fn fill(&self, batch: &mut Batch) -> bool {
         let mut timeout = POLL;
         while batch.len() < MAX_BATCH {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(m)) => batch.push(
-                    Partition(m.partition()),
-                    Offset(m.offset()),
+                    (
+                        Partition(m.partition()),
+                        Offset(m.offset()),
+                        m.timestamp().to_millis().unwrap_or(0),
+                    ),
                     m.payload().unwrap_or_default(),
                     m.key(),
                 ),
+                Some(Err(e))
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) =>
+                {
+                    return true;
+                }
                 Some(Err(e)) => {
                     self.metrics.consumer_error(ConsumerError::Poll);
                     tracing::warn!(error = %e, "consumer error");
@@ -154,12 +179,12 @@ impl Fetcher {
             }
             timeout = Duration::ZERO;
         }
+        false
     }
 
+    /// The consumer's next offsets: read on every idle poll, for readiness and for the view's
+    /// age (an end that is a transaction marker is reached only by these).
     fn consumer_positions(&self) -> Vec<(Partition, Offset)> {
-        if self.readiness.is_ready() {
-            return Vec::new();
-        }
         let Ok(tpl) = self.consumer.position() else {
             return Vec::new();
         };
@@ -181,9 +206,9 @@ mod tests {
     fn a_batch_gives_back_each_message_as_pushed() {
         let mut b = Batch::default();
         let (p0, p3) = (Partition(0), Partition(3));
-        b.push(p3, Offset(10), b"{\"a\":1}", Some(b"k1"));
-        b.push(p0, Offset(7), b"", None);
-        b.push(p3, Offset(11), b"xyz", Some(b""));
+        b.push((p3, Offset(10), 5), b"{\"a\":1}", Some(b"k1"));
+        b.push((p0, Offset(7), 0), b"", None);
+        b.push((p3, Offset(11), 6), b"xyz", Some(b""));
         let got: Vec<_> = b
             .messages()
             .map(|m| {

@@ -51,7 +51,14 @@ pub fn client_config(brokers: &str, properties: &[(String, String)], role: Role)
             // How long a broker may hold an empty fetch. The default 500 ms is the floor of the
             // event-to-visible delay; 10 ms brings it to tens of ms at the cost of more (small)
             // fetch requests while idle.
-            .set("fetch.wait.max.ms", "10");
+            .set("fetch.wait.max.ms", "10")
+            // A position outside the log is realstat's to handle (`resets`): librdkafka's
+            // `earliest` would jump over deleted events, or miss a recreated topic, silently.
+            .set("auto.offset.reset", "error")
+            // After a broker outage, reconnect within a second (the default backs off to 10 s,
+            // all that time serving an old view while ready).
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("fetch.error.backoff.ms", "100");
     }
     for (k, v) in properties {
         cc.set(k, v);
@@ -94,6 +101,7 @@ mod tests {
         }
         let consumer = client_config("k:9092", &props, Role::Consumer);
         assert_eq!(consumer.get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("error"));
         let dlq = client_config("k:9092", &[], Role::DeadLetters);
         assert_eq!(dlq.get("group.id"), None);
         assert_eq!(dlq.get("fetch.max.bytes"), None);

@@ -10,7 +10,9 @@
 //!
 //! Readiness: at start the loop reads each partition's end offset; the replica is ready once it
 //! has applied everything below those offsets. After that it stays ready: a broker outage leaves
-//! the numbers as they are, which is better than no numbers; the lag metrics tell the story.
+//! the numbers as they are, which is better than no numbers; the view's age and the lag metrics
+//! tell the story. The one exception is a recreated topic ([`resets`]): not ready again until it
+//! is read again.
 //!
 //! [`Ingest`] owns the three threads: it starts them, stops them (on its own stop signal, a child of
 //! the process's) and joins them.
@@ -19,9 +21,11 @@ pub mod dead_letter;
 mod end_offsets;
 mod fetch;
 pub mod kafka;
+mod resets;
 mod worker;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -126,13 +130,15 @@ impl Ingest {
         let stop = shutdown.child();
         let positions = Arc::new(Mutex::new(start.clone()));
         let ends: Ends = Arc::default();
-        let end_offsets = spawn("end-offsets", {
+        let ends_read_at = Arc::new(AtomicI64::new(0));
+        let end_offsets = spawn("end-offsets", &stop, {
             let reader = end_offsets::Reader {
                 consumer: watermarks,
                 topic: config.topic.clone(),
                 metrics: metrics.clone(),
                 positions: positions.clone(),
                 ends: ends.clone(),
+                ends_read_at: ends_read_at.clone(),
             };
             let stop = stop.clone();
             move || reader.run(&stop)
@@ -143,7 +149,6 @@ impl Ingest {
             consumer: consumer.clone(),
             to_worker,
             recycled,
-            readiness: readiness.clone(),
             metrics: metrics.clone(),
         };
         let worker = worker::Worker {
@@ -165,6 +170,9 @@ impl Ingest {
             ends,
             touched: Vec::new(),
             limit_logged: Default::default(),
+            ends_read_at,
+            last_read_ms: BTreeMap::new(),
+            reset_pending: false,
         };
         // From here on, `Ingest` owns the threads: on an error, dropping it stops and joins
         // those already started (the worker ends when the fetcher, or its channel, is gone).
@@ -175,8 +183,9 @@ impl Ingest {
             end_offsets: Some(end_offsets),
             positions,
         };
-        ingest.consumer = Some(spawn("ingest", move || worker.run())?);
-        ingest.fetch = Some(spawn("fetch", move || fetcher.run(&stop))?);
+        ingest.consumer = Some(spawn("ingest", &stop, move || worker.run())?);
+        let fetch_stop = stop.clone();
+        ingest.fetch = Some(spawn("fetch", &stop, move || fetcher.run(&fetch_stop))?);
         Ok(ingest)
     }
 
@@ -224,13 +233,18 @@ fn client<C: rdkafka::config::FromClientConfig>(
         .map_err(|source| IngestError::Client { role, source })
 }
 
+/// Starts thread `name` under supervision: if it panics or returns before `stop`, the process
+/// stops and exits non-zero naming it (a dead consumer must not leave a ready replica serving
+/// frozen numbers).
 fn spawn<T: Send + 'static>(
     name: &'static str,
+    stop: &Shutdown,
     run: impl FnOnce() -> T + Send + 'static,
 ) -> Result<JoinHandle<T>, IngestError> {
+    let supervisor = stop.clone();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(run)
+        .spawn(move || supervisor.supervise(name, run))
         .map_err(|source| IngestError::Thread { name, source })
 }
 
@@ -257,4 +271,23 @@ fn publish_progress(
 /// it half-written; refusing to read it would only turn one failure into two.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ingest_thread_that_dies_stops_the_process() {
+        let process = Shutdown::new();
+        let stop = process.child();
+        let thread =
+            spawn("ingest", &stop, || -> Positions { panic!("fold bug") }).expect("starts");
+        assert!(thread.join().is_err());
+        assert!(
+            process.is_triggered(),
+            "a dead worker must not leave the replica up"
+        );
+        assert_eq!(process.failure().map(|f| f.part), Some("ingest"));
+    }
 }

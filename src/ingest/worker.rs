@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,13 +13,14 @@ use rdkafka::topic_partition_list::{Offset as KafkaOffset, TopicPartitionList};
 
 use super::dead_letter::{DeadLetters, Origin};
 use super::fetch::{Batch, Handoff};
+use super::resets::{self, Incident};
 use super::{kafka, Bounds, Ends, IngestConfig};
 use crate::clock::{now_ms, EpochMs};
 use crate::events::ids::TaskKey;
 use crate::events::{Decoder, Rejection};
 use crate::fold::{Applied, Store};
 use crate::log_position::{Offset, Partition};
-use crate::metrics::{ConsumerError, IngestCounters, Metrics};
+use crate::metrics::{ConsumerError, IngestCounters, LogReset, Metrics};
 use crate::progress::{Changes, Positions, Readiness};
 use crate::shutdown::Shutdown;
 
@@ -55,6 +57,15 @@ pub(super) struct Worker {
     pub touched: Vec<Partition>,
     /// Tasks already named in a log line for hitting a state limit (bounded: see `note_limit`).
     pub limit_logged: RefCell<HashSet<TaskKey>>,
+    /// When the end-offsets thread last read every partition's end (ms since the epoch): once
+    /// the positions reach those ends, the view is confirmed as of then.
+    pub ends_read_at: Arc<AtomicI64>,
+    /// The Kafka timestamp of the last message read per partition, for naming the days a gap
+    /// may have shortened.
+    pub last_read_ms: BTreeMap<Partition, EpochMs>,
+    /// An out-of-range position could not be judged yet (the broker did not answer): the
+    /// partition stays stopped until it is.
+    pub reset_pending: bool,
 }
 
 /// Tasks named individually in "limit reached" log lines; past that, the rate-limited
@@ -71,7 +82,15 @@ pub(super) enum CatchUp {
     Nothing,
     /// Caught up once the position reaches this offset.
     To(Offset),
+    /// The stored position lies beyond the reported end: either the topic was recreated (the
+    /// first fetch answers "out of range" within a round trip, see `resets`) or the broker
+    /// reports its end short (tansu 0.6 leaves out the last batch). Ready only once the fetch
+    /// had time to say which, so a recreated topic is never served short, not even briefly.
+    Settle(Instant),
 }
+
+/// How long a position beyond the reported end waits for the broker's verdict.
+const SETTLE: Duration = Duration::from_secs(2);
 
 impl CatchUp {
     /// The target for a partition whose log spans `bounds` at start.
@@ -89,6 +108,7 @@ impl CatchUp {
             CatchUp::EndUnknown => false,
             CatchUp::Nothing => true,
             CatchUp::To(end) => position.is_some_and(|pos| pos >= end),
+            CatchUp::Settle(at) => Instant::now() >= at,
         }
     }
 }
@@ -117,12 +137,18 @@ impl Worker {
                     self.publish_batch();
                     self.changes.bump();
                     self.check_caught_up();
+                    self.confirm_view(&[]);
                 }
                 Handoff::Idle(consumer_positions) => {
+                    if self.reset_pending {
+                        self.on_out_of_range();
+                    }
                     if !self.readiness.is_ready() {
                         self.retry_readiness(&consumer_positions);
                     }
+                    self.confirm_view(&consumer_positions);
                 }
+                Handoff::OutOfRange => self.on_out_of_range(),
             }
             if last_maintain.elapsed() >= MAINTAIN_EVERY {
                 let m = self.store.maintain();
@@ -222,9 +248,8 @@ impl Worker {
         }
     }
 
-    /// Reads every partition's offsets at start: the end offsets become the readiness targets,
-    /// and a stored position below the log's start (retention deleted it) moves to the earliest
-    /// offset here rather than being left to the broker's reset policy.
+    /// Reads every partition's offsets at start: the end offsets become the readiness targets.
+    /// A stored position outside the log is found by the first fetch (`resets`).
     fn read_start_offsets(&mut self, partitions: &[Partition]) {
         for &p in partitions {
             match self
@@ -232,10 +257,15 @@ impl Worker {
                 .fetch_watermarks(&self.config.topic, p.0, METADATA_TIMEOUT)
             {
                 Ok(watermarks) => {
+                    // The series exists from the start, at 0, so an alert sees its first rise.
+                    self.metrics.events_lost(p.0, 0);
                     let bounds = Bounds::from_watermarks(watermarks);
                     super::lock(&self.ends).insert(p, bounds);
-                    self.check_stored_position(p, bounds);
-                    self.targets.insert(p, CatchUp::of(bounds));
+                    let target = match self.positions.get(&p) {
+                        Some(&pos) if pos > bounds.end => CatchUp::Settle(Instant::now() + SETTLE),
+                        _ => CatchUp::of(bounds),
+                    };
+                    self.targets.insert(p, target);
                 }
                 Err(e) => {
                     self.metrics.consumer_error(ConsumerError::Watermarks);
@@ -245,32 +275,6 @@ impl Worker {
             }
         }
         self.publish();
-    }
-
-    fn check_stored_position(&mut self, p: Partition, bounds: Bounds) {
-        let Some(&pos) = self.positions.get(&p) else {
-            return;
-        };
-        if pos < bounds.low {
-            tracing::warn!(
-                partition = p.0,
-                stored = pos.0,
-                earliest = bounds.low.0,
-                "stored offset no longer in the log; reading from the earliest"
-            );
-            self.positions.insert(p, bounds.low);
-        } else if pos > bounds.end {
-            // Either the topic was recreated, or the broker reports its end short (tansu 0.6
-            // leaves out the last batch). Keep the position: if the broker answers "out of
-            // range", librdkafka resets to the earliest offset (auto.offset.reset) and the log
-            // is read again, which the idempotent fold makes safe.
-            tracing::warn!(
-                partition = p.0,
-                stored = pos.0,
-                end = bounds.end.0,
-                "stored offset beyond the reported end of the log"
-            );
-        }
     }
 
     /// Decodes and folds one batch, noting each partition's next offset as it goes. Timed for
@@ -283,7 +287,7 @@ impl Worker {
         let now = now_ms();
         // librdkafka delivers a partition's messages in runs: note a run's end once, not every
         // message's offset (a map insert per event shows in the profile).
-        let mut run: Option<(Partition, Offset)> = None;
+        let mut run: Option<(Partition, Offset, EpochMs)> = None;
         self.touched.clear();
         for msg in batch.messages() {
             if let Err(reason) = self.fold(msg.payload, now) {
@@ -300,23 +304,31 @@ impl Worker {
                 }
             }
             match &mut run {
-                Some((p, next)) if *p == msg.partition => *next = msg.offset.after(),
+                Some((p, next, ts)) if *p == msg.partition => {
+                    (*next, *ts) = (msg.offset.after(), msg.timestamp);
+                }
                 _ => {
-                    if let Some((p, next)) = run.replace((msg.partition, msg.offset.after())) {
-                        self.positions.insert(p, next);
-                        self.touched.push(p);
+                    let here = (msg.partition, msg.offset.after(), msg.timestamp);
+                    if let Some(ended) = run.replace(here) {
+                        self.run_ended(ended);
                     }
                 }
             }
         }
-        if let Some((p, next)) = run {
-            self.positions.insert(p, next);
-            self.touched.push(p);
+        if let Some(ended) = run {
+            self.run_ended(ended);
         }
         self.touched.sort_unstable();
         self.touched.dedup();
         self.counters.flush();
         self.metrics.batch_folded(started.elapsed().as_secs_f64());
+    }
+
+    /// A run of one partition's messages is folded up to `next`, the last one stamped `ts`.
+    fn run_ended(&mut self, (p, next, ts): (Partition, Offset, EpochMs)) {
+        self.positions.insert(p, next);
+        self.last_read_ms.insert(p, ts);
+        self.touched.push(p);
     }
 
     /// Decodes and folds one message, counting what happened to it.
@@ -371,6 +383,113 @@ impl Worker {
             );
         }
         logged.insert(*task);
+    }
+
+    /// librdkafka found a position outside the log: judge every partition against its bounds,
+    /// count and log what was lost, and send the consumer where to go on (see `resets`).
+    fn on_out_of_range(&mut self) {
+        self.reset_pending = true;
+        let topic = self.config.topic.clone();
+        let Ok(partitions) = kafka::partitions(&self.consumer, &topic, METADATA_TIMEOUT) else {
+            self.metrics.consumer_error(ConsumerError::Metadata);
+            return; // asked again on the next idle poll
+        };
+        let mut bounds = BTreeMap::new();
+        for &p in &partitions {
+            match self
+                .consumer
+                .fetch_watermarks(&topic, p.0, METADATA_TIMEOUT)
+            {
+                Ok(w) => bounds.insert(p, Bounds::from_watermarks(w)),
+                Err(_) => {
+                    self.metrics.consumer_error(ConsumerError::Watermarks);
+                    return;
+                }
+            };
+        }
+        self.reset_pending = false;
+        let incident = Incident::of(
+            bounds
+                .iter()
+                .map(|(&p, &b)| (p, resets::judge(self.positions.get(&p).copied(), b))),
+        );
+        let now = now_ms();
+        if !incident.truncated.is_empty() {
+            self.truncated(&incident, &bounds, now);
+        }
+        if !incident.recreated.is_empty() {
+            self.recreated(&incident, &bounds, now);
+        }
+        super::lock(&self.ends).extend(bounds);
+        // Every partition again at its (judged) position: the one librdkafka stopped resumes.
+        self.assign(&partitions, false);
+        self.publish();
+    }
+
+    fn truncated(
+        &mut self,
+        incident: &Incident,
+        bounds: &BTreeMap<Partition, Bounds>,
+        now: EpochMs,
+    ) {
+        for &(p, lost) in &incident.truncated {
+            self.metrics.events_lost(p.0, lost);
+            if let Some(b) = bounds.get(&p) {
+                self.positions.insert(p, b.low);
+            }
+        }
+        let since = (incident.truncated.iter())
+            .filter_map(|(p, _)| self.last_read_ms.get(p).copied())
+            .min();
+        self.metrics.log_reset(LogReset::Truncated);
+        tracing::error!(
+            partitions = ?incident.truncated,
+            lost = incident.lost(),
+            days_maybe_short = %resets::days_short(self.store.calendar(), since, now),
+            "events deleted from the log before this replica read them; going on from the log's \
+             start; counts of these days may be short"
+        );
+    }
+
+    fn recreated(
+        &mut self,
+        incident: &Incident,
+        bounds: &BTreeMap<Partition, Bounds>,
+        now: EpochMs,
+    ) {
+        for (&p, b) in bounds {
+            self.positions.insert(p, b.low);
+            self.targets.insert(p, CatchUp::of(*b));
+        }
+        let since = self.last_read_ms.values().copied().min();
+        self.metrics.log_reset(LogReset::Recreated);
+        self.readiness.set_unready();
+        tracing::error!(
+            beyond_end = ?incident.recreated,
+            days_maybe_short = %resets::days_short(self.store.calendar(), since, now),
+            "the topic was recreated: reading every partition again from its start, not ready \
+             until the end; events of the old topic not read before it was deleted are lost"
+        );
+        self.check_caught_up();
+    }
+
+    /// Confirms the view once every partition's position (the worker's, or the consumer's
+    /// `seen` on an idle poll, past any transaction marker) has reached the ends last read.
+    fn confirm_view(&self, seen: &[(Partition, Offset)]) {
+        let at = self.ends_read_at.load(Ordering::Acquire);
+        if at <= 0 {
+            return;
+        }
+        let ends = super::lock(&self.ends);
+        let reached = !ends.is_empty()
+            && ends.iter().all(|(p, b)| {
+                let seen = seen.iter().find(|(q, _)| q == p).map(|&(_, o)| o);
+                let pos = self.positions.get(p).copied().max(seen);
+                b.end <= b.low || pos.is_some_and(|pos| pos >= b.end)
+            });
+        if reached {
+            self.readiness.confirm_view(at);
+        }
     }
 
     fn check_caught_up(&self) {

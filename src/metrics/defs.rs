@@ -197,6 +197,25 @@ pub const BUILD_INFO: Def = def(
     "Build of the running binary.",
 );
 
+pub const EVENTS_LOST: Def = def(
+    "realstat_events_lost_total",
+    Counter,
+    &["partition"],
+    "Offsets the log no longer held when this replica needed them (deleted unread), per partition.",
+);
+pub const LOG_RESETS: Def = def(
+    "realstat_log_resets_total",
+    Counter,
+    &["reason"],
+    "Times a partition's position fell outside its log and was reset, by reason (truncated, recreated).",
+);
+pub const VIEW_AGE: Def = def(
+    "realstat_view_age_seconds",
+    Gauge,
+    &[],
+    "Time since the replica last confirmed it had read up to the log end.",
+);
+
 /// The service's own metrics, in the order they are listed.
 pub const SERVICE: &[Def] = &[
     EVENTS_CONSUMED,
@@ -226,6 +245,9 @@ pub const SERVICE: &[Def] = &[
     STREAMS_OPEN,
     STREAMS_ENDED,
     BUILD_INFO,
+    EVENTS_LOST,
+    LOG_RESETS,
+    VIEW_AGE,
 ];
 
 // The process's numbers, under the names every Prometheus client library uses (read from /proc,

@@ -29,6 +29,26 @@ impl ConsumerError {
     }
 }
 
+/// Why a partition's position was reset, the `reason` of `realstat_log_resets_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogReset {
+    /// The position lies below the log's start: retention deleted events not read yet.
+    Truncated,
+    /// The position lies beyond the log's end: the topic was deleted and created again.
+    Recreated,
+}
+
+impl LogReset {
+    pub const ALL: [LogReset; 2] = [LogReset::Truncated, LogReset::Recreated];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            LogReset::Truncated => "truncated",
+            LogReset::Recreated => "recreated",
+        }
+    }
+}
+
 /// Why a request was refused before it was answered, the `category` of
 /// `realstat_auth_failures_total`. The first five are the signature check's failures
 /// (`auth::AuthError::category`); they keep apart what the client is told alike.

@@ -26,7 +26,7 @@ use defs::Def;
 use labels::KeysReload;
 
 pub use defs::{catalogue, MetricInfo};
-pub use labels::{AuthRefusal, ConsumerError, Effect, StreamEnd};
+pub use labels::{AuthRefusal, ConsumerError, Effect, LogReset, StreamEnd};
 
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +64,9 @@ pub struct Metrics {
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     snapshot_last_ms: AtomicI64,
+    events_lost: IntCounterVec,
+    log_resets: IntCounterVec,
+    view_age: Gauge,
 }
 
 /// What the admin listener reads from the store and `progress` when it is scraped: facts kept
@@ -75,6 +78,8 @@ pub struct ScrapeFacts {
     pub ready: bool,
     /// The wall clock (ms since the epoch), for the snapshot's age.
     pub now_ms: i64,
+    /// How old the replica's view of the log is (`progress::Readiness::view_age_ms`).
+    pub view_age_ms: i64,
 }
 
 /// Registers a collector and hands it back. The definitions are constants, so this can only
@@ -162,6 +167,9 @@ impl Metrics {
             streams_open: gauge(&r, STREAMS_OPEN),
             streams_ended: counter_vec(&r, STREAMS_ENDED),
             snapshot_last_ms: AtomicI64::new(0),
+            events_lost: counter_vec(&r, EVENTS_LOST),
+            log_resets: counter_vec(&r, LOG_RESETS),
+            view_age: register(&r, Gauge::with_opts(opts(VIEW_AGE))),
             registry: r,
         };
         let git = option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown");
@@ -188,6 +196,9 @@ impl Metrics {
         }
         for kind in ConsumerError::ALL {
             self.consumer_errors.with_label_values(&[kind.label()]);
+        }
+        for reason in LogReset::ALL {
+            self.log_resets.with_label_values(&[reason.label()]);
         }
         for end in StreamEnd::ALL {
             self.streams_ended.with_label_values(&[end.label()]);
@@ -310,6 +321,18 @@ impl Metrics {
         self.snapshot_last_ms.store(at_ms, Ordering::Relaxed);
     }
 
+    /// One incident of positions outside the log (however many partitions it touched).
+    pub fn log_reset(&self, reason: LogReset) {
+        self.log_resets.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// `lost` offsets of `partition` were deleted before this replica read them.
+    pub fn events_lost(&self, partition: i32, lost: u64) {
+        self.events_lost
+            .with_label_values(&[&partition.to_string()])
+            .inc_by(lost);
+    }
+
     /// A snapshot could not be written.
     pub fn snapshot_failed(&self) {
         self.snapshot_failures.inc();
@@ -327,6 +350,7 @@ impl Metrics {
             let age_ms = facts.now_ms.saturating_sub(last).max(0);
             self.snapshot_age.set(age_ms as f64 / 1000.0);
         }
+        self.view_age.set(facts.view_age_ms.max(0) as f64 / 1000.0);
         self.render()
     }
 

@@ -102,6 +102,8 @@ fn touch_every_series(m: &Metrics) {
     m.keys_reloaded(1);
     m.stream_opened();
     m.stream_ended(StreamEnd::Client);
+    m.events_lost(0, 0);
+    m.log_reset(LogReset::Truncated);
 }
 
 /// The table `realstat metrics list` prints is what a replica exports: names, types, labels.
@@ -110,6 +112,7 @@ fn the_catalogue_is_what_the_registry_exports() {
     let m = Metrics::new();
     touch_every_series(&m);
     let _ = m.scrape(ScrapeFacts {
+        view_age_ms: 0,
         tasks_tracked: 1,
         calls_tracked: 2,
         ready: true,
@@ -201,6 +204,7 @@ fn requests_and_streams_are_counted_by_their_labels() {
 fn the_scrape_sets_the_store_facts_and_the_snapshot_age() {
     let m = Metrics::new();
     let facts = ScrapeFacts {
+        view_age_ms: 0,
         tasks_tracked: 3,
         calls_tracked: 40,
         ready: false,

@@ -32,7 +32,7 @@ use crate::log_position::{Offset, Partition};
 use crate::progress::Positions;
 
 const MAGIC: &[u8; 8] = b"RSTSNAP\0";
-const VERSION: u16 = 3;
+pub(super) const VERSION: u16 = 3;
 /// Versions [`read_header`] accepts.
 const READABLE: [u16; 3] = [1, 2, 3];
 /// The first version with closed days.

@@ -302,11 +302,13 @@ impl Snapshotter {
         let thread = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
-                while !signal.sleep(interval) {
-                    let at = positions();
-                    // A failed periodic write is logged and counted; the next one may succeed.
-                    let _ = write_and_report(&dir, &store, &at, &topic, &metrics);
-                }
+                signal.clone().supervise("snapshot writer", || {
+                    while !signal.sleep(interval) {
+                        let at = positions();
+                        // A failed periodic write is logged and counted; the next may succeed.
+                        let _ = write_and_report(&dir, &store, &at, &topic, &metrics);
+                    }
+                })
             })?;
         Ok(Snapshotter {
             stop,

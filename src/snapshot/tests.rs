@@ -363,3 +363,101 @@ fn stale_temporary_files_are_swept_on_restore() {
     assert!(dir.path().join("unrelated.txt").exists());
     assert_eq!(snaps.list().expect("list").len(), 1);
 }
+
+/// Golden snapshots: one file per released format version, written once by that version's
+/// encoder (`write_golden_snapshots`) and never again, with the answers it gave. Every later
+/// version must restore each of them to the same answers (issue 17.4: an upgraded replica
+/// starts from the files its predecessor left).
+mod golden {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snapshots");
+    /// Released format versions, each with its file.
+    const FILES: [(u16, &str); 3] = [(1, "v1.rsnap"), (2, "v2.rsnap"), (3, "v3.rsnap")];
+
+    /// The header and the answers a file must restore to, as `expected.json` holds them.
+    fn facts(header: &Header, s: &Store) -> serde_json::Value {
+        serde_json::json!({
+            "topic": header.topic,
+            "positions": header.positions.iter().map(|(p, o)| (p.0.to_string(), o.0)).collect::<BTreeMap<_, _>>(),
+            "watermark": header.watermark,
+            "calls_expired_total": header.calls_expired_total,
+            "fail_codes": header.fail_codes,
+            "answers": answers(s),
+        })
+    }
+
+    /// Every task's numbers on the day of `T0` and the day before.
+    fn answers(s: &Store) -> Vec<serde_json::Value> {
+        let mut keys = s.task_keys();
+        keys.sort();
+        let days = [s.calendar().day_of(T0) - 1, s.calendar().day_of(T0)];
+        keys.iter()
+            .flat_map(|k| days.map(|day| (k, day)))
+            .map(|(k, day)| {
+                let st = s.stats(k, day);
+                serde_json::json!({
+                    "task": format!("{}:{}:{}", k.cc_id, k.vdn, k.task_id),
+                    "day": crate::fold::Calendar::date_text(day),
+                    "total": st.total, "succ": st.succ, "fail": st.fail, "comp": st.comp,
+                    "wait": st.wait, "exec": st.exec, "planned": st.planned,
+                })
+            })
+            .collect()
+    }
+
+    fn restore(bytes: &[u8]) -> serde_json::Value {
+        let (header, reader) = codec::read_header(bytes).expect("a released version is read");
+        let s = store();
+        codec::restore_into(&header, reader, &s).expect("restores");
+        facts(&header, &s)
+    }
+
+    #[test]
+    fn every_released_version_restores_to_its_answers() {
+        let expected: BTreeMap<String, serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(format!("{DIR}/expected.json")).expect("expected.json"),
+        )
+        .expect("json");
+        for (version, file) in FILES {
+            let bytes = std::fs::read(format!("{DIR}/{file}")).expect("golden file");
+            assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), version, "{file}");
+            assert_eq!(restore(&bytes), expected[file], "{file}");
+        }
+    }
+
+    /// Writes the golden file of the version this build writes, beside the released ones,
+    /// and adds its facts to `expected.json`. Run once when a version is released, with
+    /// `cargo test --lib write_golden_snapshots -- --ignored`, and commit the files: a released
+    /// version's file is never rewritten (versions 1 and 2 were written by the builds that
+    /// wrote them).
+    #[test]
+    #[ignore = "writes the golden file; run by hand when a format version is released"]
+    fn write_golden_snapshots() {
+        let s = sample_store();
+        let at = positions(&[(0, 42), (1, 7)]);
+        let mut expected: BTreeMap<String, serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(format!("{DIR}/expected.json")).unwrap_or("{}".into()),
+        )
+        .expect("json");
+        let file = format!("v{}.rsnap", codec::VERSION);
+        assert!(
+            !expected.contains_key(&file),
+            "{file} is released: never rewrite it"
+        );
+        let bytes = codec::encode(&s, &at, "events", T0 + HOUR);
+        std::fs::create_dir_all(DIR).expect("dir");
+        std::fs::write(format!("{DIR}/{file}"), &bytes).expect("written");
+        let restored = restore(&bytes);
+        assert_eq!(
+            restored["answers"],
+            serde_json::json!(answers(&s)),
+            "{file}"
+        );
+        expected.insert(file, restored);
+        let json = serde_json::to_string_pretty(&expected).expect("json");
+        std::fs::write(format!("{DIR}/expected.json"), json + "\n").expect("written");
+    }
+}
