@@ -116,6 +116,24 @@ impl Shutdown {
         })
     }
 
+    /// Watches a task that may end whenever its work is done (a live stream, whose client may
+    /// leave at any time): only a panic fails the process. The watcher runs on the current
+    /// thread's local set, as actix's tasks do.
+    pub fn watch_panics<T: 'static>(
+        &self,
+        part: &'static str,
+        task: tokio::task::JoinHandle<T>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    this.fail(part, e);
+                }
+            }
+        })
+    }
+
     /// Asks everything watching this signal to stop. Idempotent.
     pub fn trigger(&self) {
         self.token.cancel();
@@ -244,6 +262,22 @@ mod tests {
             process.failure().map(|f| f.cause),
             Some("ended on its own".into())
         );
+    }
+
+    #[actix_web::test]
+    async fn a_stream_that_ends_is_fine_but_one_that_panics_fails_the_process() {
+        let process = Shutdown::new();
+        let watched = process.watch_panics("live stream", actix_web::rt::spawn(async {}));
+        watched.await.expect("ends");
+        assert!(process.failure().is_none(), "a stream that ends is normal");
+
+        let watched = process.watch_panics(
+            "live stream",
+            actix_web::rt::spawn(async { panic!("bad row") }),
+        );
+        watched.await.expect("the watcher itself ends cleanly");
+        assert_eq!(process.failure().map(|f| f.part), Some("live stream"));
+        assert!(process.is_triggered());
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use super::batch::Batch;
 use super::request::{cc_id_and_vdn, Field, InvalidRequest};
@@ -162,12 +163,18 @@ pub(crate) async fn handle(req: Admitted<Subscription>) -> Result<HttpResponse, 
     let (tx, rx) = tokio::sync::mpsc::channel(feed::OUTBOX);
     let feed = Feed::new(state, req.key.clone(), &req.params.0, tx);
     let metrics = state.metrics.clone();
-    actix_web::rt::spawn(async move {
-        let end = feed.run().await;
-        tracing::debug!(reason = end.label(), "stream ended");
-        metrics.stream_ended(end);
-        drop(slot);
-    });
+    // In the request's span, so the stream's lines carry its request id; watched, so a feed that
+    // panics stops the replica (a stream that ends is normal: its client left, or its key).
+    let feed = actix_web::rt::spawn(
+        async move {
+            let end = feed.run().await;
+            tracing::debug!(reason = end.label(), "stream ended");
+            metrics.stream_ended(end);
+            drop(slot);
+        }
+        .instrument(tracing::Span::current()),
+    );
+    state.shutdown.watch_panics("live stream", feed);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
