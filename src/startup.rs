@@ -46,6 +46,8 @@ pub enum StartupError {
     Ingest(#[from] crate::ingest::IngestError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Callback(#[from] crate::callback::CallbackError),
     #[error("cannot start the snapshot thread: {0}")]
     SnapshotThread(#[source] std::io::Error),
     #[error(transparent)]
@@ -72,6 +74,14 @@ pub struct Application {
     readiness: Arc<Readiness>,
     keys: Keys,
     shutdown: Shutdown,
+    /// The iSales callback listener and its tokens, when `callback.listen` is set.
+    callback: Option<Callback>,
+}
+
+struct Callback {
+    listener: crate::callback::listener::CallbackListener,
+    tokens: crate::callback::Tokens,
+    tokens_file: (PathBuf, Duration),
 }
 
 /// Where events come from and which keys sign requests: the configured Kafka and keys file, or
@@ -102,6 +112,7 @@ impl Application {
                 .map_err(StartupError::Restore)?,
             None => Positions::new(),
         };
+        let callback = open_callback(&settings, &source.brokers, &metrics)?;
         let ingest = Ingest::start(
             ingest_config(&settings, source.brokers),
             store.clone(),
@@ -151,7 +162,13 @@ impl Application {
             readiness,
             keys,
             shutdown,
+            callback,
         })
+    }
+
+    /// The callback listener's port, when it is on.
+    pub fn callback_port(&self) -> Option<u16> {
+        self.callback.as_ref().map(|c| c.listener.port)
     }
 
     pub fn api_port(&self) -> u16 {
@@ -206,7 +223,22 @@ impl Application {
             let metrics = self.metrics.clone();
             crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone(), metrics)
         });
+        let callback = self.callback.map(|c| {
+            let (path, poll) = c.tokens_file;
+            let reload = crate::callback::spawn_tokens_reloader(
+                c.tokens,
+                path,
+                poll,
+                shutdown.clone(),
+                self.metrics.clone(),
+            );
+            (c.listener.spawn(shutdown.clone()), reload)
+        });
         self.listeners.serve_until_stopped(&shutdown).await;
+        if let Some((serving, reload)) = callback {
+            let _ = serving.await;
+            let _ = reload.await;
+        }
 
         // Joining threads and writing files block: keep them off the async workers.
         let (ingest, snapshots, store, metrics, topic) = (
@@ -244,6 +276,31 @@ impl Application {
             }
         }
     }
+}
+
+/// The callback listener, when configured. `callTimeStr` is read in the tenant's time zone
+/// through one seam ([`crate::callback::TenantZone`]); today every tenant has `timezone`.
+fn open_callback(
+    settings: &Settings,
+    brokers: &str,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Callback>, StartupError> {
+    let tz = jiff::tz::TimeZone::get(settings.timezone.time_zone_name())
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    let zone = crate::callback::one_zone(tz);
+    let Some((listener, tokens)) = crate::callback::open(settings, brokers, metrics, zone)? else {
+        return Ok(None);
+    };
+    let tokens_file = settings
+        .callback
+        .tokens_file
+        .clone()
+        .map(|p| (p, settings.auth.keys_poll));
+    Ok(tokens_file.map(|tokens_file| Callback {
+        listener,
+        tokens,
+        tokens_file,
+    }))
 }
 
 fn open_source(settings: &Settings, shutdown: &Shutdown) -> Result<Source, StartupError> {

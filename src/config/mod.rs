@@ -27,8 +27,8 @@ use crate::fold::{Calendar, FoldPolicy};
 
 pub use overrides::Overrides;
 pub use settings::{
-    AuthSettings, KafkaSettings, LimitSettings, Settings, SnapshotSettings, StreamSettings,
-    TenantSettings, TlsSettings,
+    AuthSettings, CallbackSettings, KafkaSettings, LimitSettings, Settings, SnapshotSettings,
+    StreamSettings, TenantSettings, TlsSettings,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +150,7 @@ impl Settings {
                 "0 is not a call center (1..65535)",
             ));
         }
-        Ok(())
+        self.callback.validate()
     }
 
     pub fn calendar(&self) -> Calendar {
@@ -186,6 +186,33 @@ impl Settings {
     /// librdkafka properties in the order they apply.
     pub fn kafka_properties(&self) -> Vec<(String, String)> {
         self.kafka.properties.clone()
+    }
+}
+
+impl CallbackSettings {
+    /// Only when the listener is on: a replica without it ignores the other keys.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let Some(addr) = &self.listen else {
+            return Ok(());
+        };
+        addr.parse::<SocketAddr>()
+            .map_err(|e| invalid("callback.listen", format!("{addr:?}: {e} (want ip:port)")))?;
+        if self.tokens_file.is_none() {
+            return Err(invalid(
+                "callback.tokens_file",
+                "required with callback.listen",
+            ));
+        }
+        if self.deadline.is_zero() {
+            return Err(invalid("callback.deadline", "must be positive"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("callback.max_body_bytes", "must be at least 1024"));
+        }
+        if self.max_records == 0 {
+            return Err(invalid("callback.max_records", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

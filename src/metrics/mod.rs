@@ -7,6 +7,7 @@
 //! client chooses. Every metric is a row of one table ([`defs`]), which `realstat metrics list`
 //! prints ([`catalogue`]).
 
+mod callback;
 mod defs;
 mod labels;
 #[cfg(target_os = "linux")]
@@ -25,6 +26,7 @@ use crate::result_code::ResultCode;
 use defs::Def;
 use labels::KeysReload;
 
+pub use callback::{InvalidRecord, PushOutcome};
 pub use defs::{catalogue, MetricInfo};
 pub use labels::{AuthRefusal, ConsumerError, Effect, StreamEnd};
 
@@ -61,6 +63,7 @@ pub struct Metrics {
     keys_loaded: IntGauge,
     streams_open: IntGauge,
     streams_ended: IntCounterVec,
+    callback: callback::CallbackMetrics,
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     snapshot_last_ms: AtomicI64,
@@ -162,6 +165,7 @@ impl Metrics {
             streams_open: gauge(&r, STREAMS_OPEN),
             streams_ended: counter_vec(&r, STREAMS_ENDED),
             snapshot_last_ms: AtomicI64::new(0),
+            callback: callback::CallbackMetrics::new(&r),
             registry: r,
         };
         let git = option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown");
