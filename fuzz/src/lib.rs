@@ -838,22 +838,50 @@ pub fn callback_body(data: &[u8]) {
         let mut scrubbed = record.clone();
         if let Some(fields) = scrubbed.as_object_mut() {
             for private in ["called", "recordPath", "customField"] {
-                fields.insert(private.to_owned(), serde_json::Value::String("PII\u{1}".into()));
+                fields.insert(
+                    private.to_owned(),
+                    serde_json::Value::String("PII\u{1}".into()),
+                );
             }
         }
-        assert_eq!(mapped, map_record(&scrubbed, &grant, &zone), "independent of personal fields");
+        assert_eq!(
+            mapped,
+            map_record(&scrubbed, &grant, &zone),
+            "independent of personal fields"
+        );
         match mapped {
             Ok(message) => {
-                let event = decoder.decode(&message.payload).expect("a written event is valid");
+                let event = decoder
+                    .decode(&message.payload)
+                    .expect("a written event is valid");
                 assert_eq!(event.task.cc_id, 89);
                 assert!(grant.vdns.contains(event.task.vdn));
-                assert_eq!(message.key, Some(format!("89:{}:{}", event.task.vdn, record["campaignId"].as_str().map_or_else(|| record["campaignId"].to_string(), str::to_owned))));
+                assert_eq!(
+                    message.key,
+                    Some(format!(
+                        "89:{}:{}",
+                        event.task.vdn,
+                        record["campaignId"]
+                            .as_str()
+                            .map_or_else(|| record["campaignId"].to_string(), str::to_owned)
+                    ))
+                );
             }
             Err(refused) => {
                 let copy: serde_json::Value =
                     serde_json::from_slice(&refused.copy.payload).expect("the copy is JSON");
-                let names: Vec<&str> = copy.as_object().expect("an object").keys().map(String::as_str).collect();
-                assert!(names.iter().all(|n| realstat::callback::mapping::DEAD_LETTER_FIELDS.contains(n)), "{names:?}");
+                let names: Vec<&str> = copy
+                    .as_object()
+                    .expect("an object")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert!(
+                    names
+                        .iter()
+                        .all(|n| realstat::callback::mapping::DEAD_LETTER_FIELDS.contains(n)),
+                    "{names:?}"
+                );
             }
         }
     }
