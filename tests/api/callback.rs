@@ -370,3 +370,103 @@ async fn a_new_tokens_file_is_taken_without_a_restart() {
     );
     app.stop().await;
 }
+
+/// A field value as iSales might send it, or as a broken sender might.
+fn any_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0u64..10_000).prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[0-9]{0,32}".prop_map(Value::String),
+        "\\PC{0,40}".prop_map(Value::String),
+        Just(Value::String("2026-12-03 10:00:00".into())),
+        Just(Value::String("2024-02-30 10:00:00".into())),
+        Just(Value::Array(vec![])),
+    ]
+}
+
+/// A record: any subset of the vendor's fields (and one unknown), each with any value.
+fn any_record() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    const FIELDS: [&str; 11] = [
+        "campaignId",
+        "sessionId",
+        "called",
+        "callTimeStr",
+        "callStatus",
+        "failCode",
+        "vdnId",
+        "callId",
+        "customField",
+        "recordPath",
+        "unknown",
+    ];
+    prop_oneof![
+        4 => proptest::collection::vec((0..FIELDS.len(), any_value()), 0..12).prop_map(|pairs| {
+            serde_json::Value::Object(
+                pairs.into_iter().map(|(i, v)| (FIELDS[i].to_owned(), v)).collect(),
+            )
+        }),
+        1 => any_value(),
+    ]
+}
+
+/// Any body: an array of records (what iSales sends, or nearly), any JSON, or any bytes.
+fn any_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => proptest::collection::vec(any_record(), 0..6)
+            .prop_map(|r| serde_json::Value::Array(r).to_string().into_bytes()),
+        1 => any_record().prop_map(|v| v.to_string().into_bytes()),
+        1 => proptest::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
+/// The route's contract over real HTTP for generated bodies (the schemathesis of the callback):
+/// a JSON array within the bounds is acknowledged exactly as the vendor expects (the broker is
+/// up), anything else is refused whole with a non-zero retCode, and never a 5xx.
+#[actix_web::test]
+async fn any_body_gets_an_answer_of_the_contract() {
+    use proptest::test_runner::{Config, TestRunner};
+    let app = TestApp::builder()
+        .callback(TOKENS)
+        .settings(|s| s.callback.max_records = 4)
+        .spawn()
+        .await;
+    let addr = app.callback.clone().expect("listener");
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut runner = TestRunner::new(Config {
+            cases: 96,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner.run(&any_body(), |body| {
+            let path = format!("/isales/callresult/{TOKEN}");
+            let r = try_request(&addr, "POST", &path, &[], &body).expect("answered");
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+            let expected = match parsed {
+                Some(serde_json::Value::Array(records)) if records.len() <= 4 => 200,
+                Some(serde_json::Value::Array(_)) => 413,
+                _ => 400,
+            };
+            proptest::prop_assert_eq!(r.status, expected, "{}", String::from_utf8_lossy(&body));
+            let answer: serde_json::Value = serde_json::from_str(&r.text()).expect("a JSON answer");
+            let code = answer["retCode"].as_str().unwrap_or("missing");
+            proptest::prop_assert_eq!(code == "0", r.status == 200, "{}", answer);
+            if r.status == 200 {
+                proptest::prop_assert_eq!(r.text(), SUCCESS);
+            }
+            Ok(())
+        })
+    })
+    .await
+    .expect("join");
+    checked.expect("every generated body answered by the contract");
+    app.stop().await;
+}
