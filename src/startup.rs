@@ -81,7 +81,10 @@ pub struct Application {
 struct Callback {
     listener: crate::callback::listener::CallbackListener,
     tokens: crate::callback::Tokens,
-    tokens_file: (PathBuf, Duration),
+    /// The tokens file and how often to look at it; `None`: the demo's made-up token.
+    tokens_file: Option<(PathBuf, Duration)>,
+    /// The demo's token, for its banner.
+    demo_token: Option<String>,
 }
 
 /// Where events come from and which keys sign requests: the configured Kafka and keys file, or
@@ -112,7 +115,7 @@ impl Application {
                 .map_err(StartupError::Restore)?,
             None => Positions::new(),
         };
-        let callback = open_callback(&settings, &source.brokers, &metrics)?;
+        let callback = open_callback(&settings, &source, &metrics)?;
         let ingest = Ingest::start(
             ingest_config(&settings, source.brokers),
             store.clone(),
@@ -210,7 +213,14 @@ impl Application {
     #[cfg(feature = "dev")]
     pub fn demo_banner(&self) -> Option<String> {
         let d = self.demo.as_ref()?;
-        Some(d.banner(self.listeners.api_port, self.listeners.admin_port))
+        let mut banner = d.banner(self.listeners.api_port, self.listeners.admin_port);
+        if let Some(c) = &self.callback {
+            banner.push_str(&crate::dev::demo::callback_banner(
+                c.listener.port,
+                c.demo_token.as_deref(),
+            ));
+        }
+        Some(banner)
     }
 
     /// Serves until SIGTERM/SIGINT, the shutdown signal, or a server failing. Then: stop taking
@@ -224,20 +234,24 @@ impl Application {
             crate::auth::spawn_reloader(self.keys.clone(), path, poll, shutdown.clone(), metrics)
         });
         let callback = self.callback.map(|c| {
-            let (path, poll) = c.tokens_file;
-            let reload = crate::callback::spawn_tokens_reloader(
-                c.tokens,
-                path,
-                poll,
-                shutdown.clone(),
-                self.metrics.clone(),
-            );
+            let reload = c.tokens_file.map(|(path, poll)| {
+                let metrics = self.metrics.clone();
+                crate::callback::spawn_tokens_reloader(
+                    c.tokens,
+                    path,
+                    poll,
+                    shutdown.clone(),
+                    metrics,
+                )
+            });
             (c.listener.spawn(shutdown.clone()), reload)
         });
         self.listeners.serve_until_stopped(&shutdown).await;
         if let Some((serving, reload)) = callback {
             let _ = serving.await;
-            let _ = reload.await;
+            if let Some(r) = reload {
+                let _ = r.await;
+            }
         }
 
         // Joining threads and writing files block: keep them off the async workers.
@@ -279,16 +293,22 @@ impl Application {
 }
 
 /// The callback listener, when configured. `callTimeStr` is read in the tenant's time zone
-/// through one seam ([`crate::callback::TenantZone`]); today every tenant has `timezone`.
+/// through one seam ([`crate::callback::TenantZone`]); today every tenant has `timezone`. The
+/// demo without a tokens file gets one token, `demo-` and its random secret, for its call center.
 fn open_callback(
     settings: &Settings,
-    brokers: &str,
+    source: &Source,
     metrics: &Arc<Metrics>,
 ) -> Result<Option<Callback>, StartupError> {
     let tz = jiff::tz::TimeZone::get(settings.timezone.time_zone_name())
         .unwrap_or(jiff::tz::TimeZone::UTC);
     let zone = crate::callback::one_zone(tz);
-    let Some((listener, tokens)) = crate::callback::open(settings, brokers, metrics, zone)? else {
+    let demo_token = demo_secret(source).map(|secret| format!("demo-{secret}"));
+    let fallback = demo_token
+        .as_deref()
+        .map(|t| crate::callback::TokenSet::single(t, settings.default_cc_id));
+    let opened = crate::callback::open(settings, &source.brokers, metrics, zone, fallback)?;
+    let Some((listener, tokens)) = opened else {
         return Ok(None);
     };
     let tokens_file = settings
@@ -296,11 +316,22 @@ fn open_callback(
         .tokens_file
         .clone()
         .map(|p| (p, settings.auth.keys_poll));
-    Ok(tokens_file.map(|tokens_file| Callback {
+    Ok(Some(Callback {
         listener,
         tokens,
+        demo_token: demo_token.filter(|_| tokens_file.is_none()),
         tokens_file,
     }))
+}
+
+#[cfg(feature = "dev")]
+fn demo_secret(source: &Source) -> Option<String> {
+    source.demo.as_ref().map(|d| d.credentials().1.to_owned())
+}
+
+#[cfg(not(feature = "dev"))]
+fn demo_secret(_: &Source) -> Option<String> {
+    None
 }
 
 fn open_source(settings: &Settings, shutdown: &Shutdown) -> Result<Source, StartupError> {

@@ -58,21 +58,26 @@ pub enum CallbackError {
 
 /// The callback listener of `settings`, bound, with its live tokens; `None` when
 /// `callback.listen` is unset. Events go to `brokers` (the consumer's cluster, or the demo's).
+/// The tokens come from `callback.tokens_file`, or, without one, are `fallback` (the demo's).
 pub fn open(
     settings: &crate::config::Settings,
     brokers: &str,
     metrics: &Arc<Metrics>,
     zone: TenantZone,
+    fallback: Option<TokenSet>,
 ) -> Result<Option<(listener::CallbackListener, Tokens)>, CallbackError> {
     let cb = &settings.callback;
     let Some(addr) = &cb.listen else {
         return Ok(None);
     };
-    let path = cb.tokens_file.as_ref().ok_or(CallbackError::NoTokensFile)?;
-    let set = TokenSet::load(path).map_err(|source| CallbackError::Tokens {
-        path: path.clone(),
-        source,
-    })?;
+    let set = match (&cb.tokens_file, fallback) {
+        (Some(path), _) => TokenSet::load(path).map_err(|source| CallbackError::Tokens {
+            path: path.clone(),
+            source,
+        })?,
+        (None, Some(set)) => set,
+        (None, None) => return Err(CallbackError::NoTokensFile),
+    };
     metrics.callback_tokens_in_force(set.len());
     let tokens = Tokens::new(set);
     let auth = &settings.auth;
