@@ -278,7 +278,7 @@ vdns = "*"
         let secret = "very-secret-token-value";
         for text in [
             String::new(),
-            format!("[[token]]\nvalue = \"short\"\ncc_id = 1\nvdns = \"*\""),
+            "[[token]]\nvalue = \"short\"\ncc_id = 1\nvdns = \"*\"".to_owned(),
             format!("[[token]]\nvalue = \"{secret}\"\ncc_id = 0\nvdns = \"*\""),
             format!("[[token]]\nvalue = \"{secret}\"\ncc_id = 1\nvdns = []"),
             format!("[[token]]\nvalue = \"{secret}\"\ncc_id = 1\nvdns = [5001]"),

@@ -93,7 +93,9 @@ pub fn feed(opts: SimulateOptions, feed: FeedOptions, stop: &Shutdown) -> FeedRe
     let mut events = Vec::new();
     let start = Instant::now();
     let epoch_ms = jiff::Timestamp::now().as_millisecond();
-    while !stop.is_triggered() && !(sim.is_done() && waiting.is_empty()) {
+    let finished =
+        |sim: &Simulator, waiting: &VecDeque<Pending>| sim.is_done() && waiting.is_empty();
+    while !stop.is_triggered() && !finished(&sim, &waiting) {
         let now_ms = epoch_ms + start.elapsed().as_millis() as i64;
         sim.step(now_ms, &mut events);
         let records: Vec<Value> = events
