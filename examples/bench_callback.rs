@@ -122,27 +122,23 @@ fn create_topic(mock: Option<&EmbeddedKafka>, brokers: &str, topic: &str) {
 }
 
 fn settings(brokers: &str, topic: &str, dir: &tempfile::TempDir) -> Settings {
-    let keys = dir.path().join("keys.toml");
-    std::fs::write(
-        &keys,
-        "[[key]]\nak = \"benchak\"\nsk = \"benchSecretKey-0123456789\"\nvdns = \"*\"\n",
-    )
-    .expect("keys");
-    let tokens = dir.path().join("tokens.toml");
-    std::fs::write(&tokens, TOKENS).expect("tokens");
-    let mut s = Settings {
-        listen: "127.0.0.1:0".into(),
-        admin_listen: "127.0.0.1:0".into(),
-        timezone: realstat::fold::Calendar::named(ZONE).expect("zone"),
-        ..Settings::default()
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("file written");
+        path
     };
-    s.kafka.brokers = Some(brokers.to_owned());
-    s.kafka.topic = topic.to_owned();
-    s.auth.keys_file = Some(keys);
+    let mut s = Settings::default();
+    s.callback.listen = Some("127.0.0.1:0".into());
+    s.callback.tokens_file = Some(file("tokens.toml", TOKENS));
+    s.auth.keys_file = Some(file(
+        "keys.toml",
+        "[[key]]\nak = \"benchak\"\nsk = \"benchSecretKey-0123456789\"\nvdns = \"*\"\n",
+    ));
+    s.timezone = realstat::fold::Calendar::named(ZONE).expect("zone");
+    (s.listen, s.admin_listen) = ("127.0.0.1:0".into(), "127.0.0.1:0".into());
+    (s.kafka.brokers, s.kafka.topic) = (Some(brokers.to_owned()), topic.to_owned());
     s.snapshot.dir = dir.path().join("data");
     s.snapshot.interval = Duration::from_secs(3600);
-    s.callback.listen = Some("127.0.0.1:0".into());
-    s.callback.tokens_file = Some(tokens);
     s
 }
 

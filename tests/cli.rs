@@ -14,6 +14,11 @@ use support::{free_port, is_ready, try_request, KillOnDrop, MockKafka};
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
 
 fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
+    query_task(api, sk, "1122104910")
+}
+
+/// `realstat query` for one task of the demo's call center and VDN.
+fn query_task(api: &str, sk: &str, task: &str) -> (bool, serde_json::Value) {
     let out = Command::new(BIN)
         .args([
             "query",
@@ -28,7 +33,7 @@ fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
             "--vdn",
             "92",
             "--task-id",
-            "1122104910",
+            task,
         ])
         .output()
         .expect("query runs");
@@ -439,27 +444,7 @@ fn the_demo_takes_call_results_through_its_callback() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = Command::new(BIN)
-            .args([
-                "query",
-                "--url",
-                &format!("http://{api}"),
-                "--ak",
-                "demo-ak",
-            ])
-            .args([
-                "--sk",
-                &sk,
-                "--cc-id",
-                "1",
-                "--vdn",
-                "92",
-                "--task-id",
-                "1122104920",
-            ])
-            .output()
-            .expect("query runs");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let (_, v) = query_task(&api, &sk, "1122104920");
         if v["resultDesc"]["totalCount"] == "30" {
             break;
         }

@@ -82,18 +82,17 @@ fn build(
             .client_request_timeout(limits.request_head_timeout)
             .keep_alive(limits.keep_alive)
             .max_connections(limits.max_connections);
-    let listen = |source| ServerError::Listen {
+    // The certificate is read before binding, so a bad one fails the start, not a handshake.
+    let rustls = tls
+        .map(|t| crate::tls::server_config(&t.cert, &t.key))
+        .transpose()?;
+    let bound = match rustls {
+        Some(config) => server.listen_rustls_0_23(listener, config),
+        None => server.listen(listener),
+    };
+    let server = bound.map_err(|source| ServerError::Listen {
         what: "callback listener",
         source,
-    };
-    let server = match tls {
-        Some(tls) => {
-            let config = crate::tls::server_config(&tls.cert, &tls.key)?;
-            server
-                .listen_rustls_0_23(listener, config)
-                .map_err(listen)?
-        }
-        None => server.listen(listener).map_err(listen)?,
-    };
+    })?;
     Ok(server.run())
 }
