@@ -470,3 +470,48 @@ async fn any_body_gets_an_answer_of_the_contract() {
     checked.expect("every generated body answered by the contract");
     app.stop().await;
 }
+
+/// With `tls.*` set, the callback speaks HTTPS with the API's certificate, as iSales requires.
+#[actix_web::test]
+async fn the_callback_speaks_https_like_the_api() {
+    use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+    let app = TestApp::builder()
+        .tls("localhost")
+        .callback(TOKENS)
+        .spawn()
+        .await;
+    let pem = std::fs::read(app.cert_path()).expect("certificate");
+    let roots: Vec<_> = parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let port = app
+        .callback
+        .as_deref()
+        .and_then(|a| a.rsplit(':').next())
+        .expect("port");
+    let url = format!("https://localhost:{port}/isales/callresult/{TOKEN}");
+    let body = push_body(&[record("7007", "tls", 6, 92)]);
+    let answer = tokio::task::spawn_blocking(move || {
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::new_with_certs(&roots))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .build()
+            .into();
+        let mut r = agent.post(&url).send(body.as_str()).expect("HTTPS answer");
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().expect("body"),
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(answer, (200, SUCCESS.to_owned()));
+    stats_at(&app, "7007", "1").await;
+    app.stop().await;
+}
