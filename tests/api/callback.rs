@@ -512,6 +512,20 @@ async fn the_callback_speaks_https_like_the_api() {
     .await
     .expect("join");
     assert_eq!(answer, (200, SUCCESS.to_owned()));
-    stats_at(&app, "7007", "1").await;
+    // Counted (read from the store: the API, too, speaks HTTPS here).
+    let task = realstat::events::ids::TaskKey {
+        cc_id: 89,
+        vdn: 92,
+        task_id: 7007,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let day = app.store.calendar().day_of(now_ms());
+    while app.store.stats(&task, day).total != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the pushed call is never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }
