@@ -7,11 +7,14 @@
 //! message it could not deliver in time is dropped from its queue rather than piling up during
 //! an outage; iSales pushes it again.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 
 use super::mapping::{Message, Refused};
 use crate::ingest::dead_letter::HEADER_REASON;
@@ -57,7 +60,11 @@ impl rdkafka::util::AsyncRuntime for TokioRuntime {
 type Producer = FutureProducer<rdkafka::client::DefaultClientContext, TokioRuntime>;
 
 pub struct Writer {
-    producer: Producer,
+    /// Replaced whole when librdkafka declares it fatally failed (an idempotent producer whose
+    /// sequence the broker lost, e.g. after a broker restart without its state): a fatal
+    /// producer never delivers again, so without this every later push would be refused.
+    producer: RwLock<Arc<Producer>>,
+    config: ClientConfig,
     topic: String,
     dead_letter_topic: Option<String>,
     deadline: Duration,
@@ -74,15 +81,16 @@ impl Writer {
         deadline: Duration,
     ) -> Result<Writer, WriteError> {
         let ms = deadline.as_millis().clamp(1, i32::MAX as u128).to_string();
-        let producer = client_config(brokers, properties, Role::DeadLetters)
+        let mut config = client_config(brokers, properties, Role::DeadLetters);
+        config
             .set("client.id", "realstat-callback")
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("message.timeout.ms", &ms)
-            .create()
-            .map_err(WriteError::Create)?;
+            .set("message.timeout.ms", &ms);
+        let producer = config.create().map_err(WriteError::Create)?;
         Ok(Writer {
-            producer,
+            producer: RwLock::new(Arc::new(producer)),
+            config,
             topic: topic.to_owned(),
             dead_letter_topic: dead_letter_topic.map(str::to_owned),
             deadline,
@@ -92,13 +100,27 @@ impl Writer {
     /// Hands every message to librdkafka at once, then waits for all the delivery reports
     /// within the deadline. Refused records go to the dead-letter topic when there is one.
     pub async fn write(&self, events: &[Message], refused: &[Refused]) -> Result<(), WriteError> {
+        let producer = Arc::clone(&self.producer.read().unwrap_or_else(PoisonError::into_inner));
+        let written = self.write_with(&producer, events, refused).await;
+        if written.is_err() {
+            self.replace_if_fatal(&producer);
+        }
+        written
+    }
+
+    async fn write_with(
+        &self,
+        producer: &Producer,
+        events: &[Message],
+        refused: &[Refused],
+    ) -> Result<(), WriteError> {
         let mut pending = Vec::with_capacity(events.len() + refused.len());
         for e in events {
-            pending.push(self.enqueue(&self.topic, e, None)?);
+            pending.push(enqueue(producer, &self.topic, e, None)?);
         }
         if let Some(dlq) = &self.dead_letter_topic {
             for r in refused {
-                pending.push(self.enqueue(dlq, &r.copy, Some(r.reason.label()))?);
+                pending.push(enqueue(producer, dlq, &r.copy, Some(r.reason.label()))?);
             }
         }
         let all = async {
@@ -116,31 +138,98 @@ impl Writer {
             .unwrap_or(Err(WriteError::Deadline(self.deadline)))
     }
 
-    fn enqueue(
-        &self,
-        topic: &str,
-        m: &Message,
-        reason: Option<&str>,
-    ) -> Result<DeliveryFuture, WriteError> {
-        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(&m.payload);
-        if let Some(k) = &m.key {
-            record = record.key(k.as_str());
+    /// A new producer in place of `failed` when librdkafka says it can never deliver again.
+    fn replace_if_fatal(&self, failed: &Arc<Producer>) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        match self.config.create::<Producer>() {
+            Ok(fresh) => {
+                let mut slot = self
+                    .producer
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                // Another push may have replaced it already.
+                if Arc::ptr_eq(&slot, failed) {
+                    *slot = Arc::new(fresh);
+                    tracing::warn!(?code, %reason, "callback producer failed fatally; replaced");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "callback producer failed fatally and cannot be recreated")
+            }
         }
-        if let Some(reason) = reason {
-            record = record.headers(
-                OwnedHeaders::new()
-                    .insert(Header {
-                        key: HEADER_REASON,
-                        value: Some(reason),
-                    })
-                    .insert(Header {
-                        key: HEADER_SOURCE,
-                        value: Some(SOURCE_CALLBACK),
-                    }),
+    }
+}
+
+fn enqueue(
+    producer: &Producer,
+    topic: &str,
+    m: &Message,
+    reason: Option<&str>,
+) -> Result<DeliveryFuture, WriteError> {
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(&m.payload);
+    if let Some(k) = &m.key {
+        record = record.key(k.as_str());
+    }
+    if let Some(reason) = reason {
+        record = record.headers(
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: HEADER_REASON,
+                    value: Some(reason),
+                })
+                .insert(Header {
+                    key: HEADER_SOURCE,
+                    value: Some(SOURCE_CALLBACK),
+                }),
+        );
+    }
+    producer
+        .send_result(record)
+        .map_err(|(e, _)| WriteError::Enqueue(e))
+}
+
+#[cfg(all(test, feature = "dev"))]
+mod tests {
+    use super::*;
+
+    /// A producer librdkafka declares fatally failed is replaced, so pushes are stored again.
+    #[tokio::test]
+    async fn a_fatally_failed_producer_is_replaced() {
+        let kafka = crate::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+        kafka.create_topic("t", 1).expect("topic");
+        let writer = Writer::new(
+            kafka.bootstrap_servers(),
+            &[],
+            "t",
+            None,
+            Duration::from_secs(5),
+        )
+        .expect("writer");
+        let event = Message {
+            key: Some("1:92:1".into()),
+            payload: b"{}".to_vec(),
+        };
+        writer.write(&[event.clone()], &[]).await.expect("stored");
+        let first = Arc::clone(&writer.producer.read().expect("lock"));
+        let reason = std::ffi::CString::new("test").expect("text");
+        // SAFETY: a live client handle and a NUL-terminated string; librdkafka's own test hook.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                first.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
             );
         }
-        self.producer
-            .send_result(record)
-            .map_err(|(e, _)| WriteError::Enqueue(e))
+        assert!(
+            writer.write(&[event.clone()], &[]).await.is_err(),
+            "refused while fatal"
+        );
+        assert!(!Arc::ptr_eq(&first, &writer.producer.read().expect("lock")));
+        writer
+            .write(&[event], &[])
+            .await
+            .expect("stored by the new producer");
     }
 }
