@@ -211,7 +211,10 @@ mod tests {
             key: Some("1:92:1".into()),
             payload: b"{}".to_vec(),
         };
-        writer.write(&[event.clone()], &[]).await.expect("stored");
+        writer
+            .write(std::slice::from_ref(&event), &[])
+            .await
+            .expect("stored");
         let first = Arc::clone(&writer.producer.read().expect("lock"));
         let reason = std::ffi::CString::new("test").expect("text");
         // SAFETY: a live client handle and a NUL-terminated string; librdkafka's own test hook.
@@ -223,7 +226,10 @@ mod tests {
             );
         }
         assert!(
-            writer.write(&[event.clone()], &[]).await.is_err(),
+            writer
+                .write(std::slice::from_ref(&event), &[])
+                .await
+                .is_err(),
             "refused while fatal"
         );
         assert!(!Arc::ptr_eq(&first, &writer.producer.read().expect("lock")));
