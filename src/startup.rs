@@ -83,7 +83,8 @@ struct Callback {
     tokens: crate::callback::Tokens,
     /// The tokens file and how often to look at it; `None`: the demo's made-up token.
     tokens_file: Option<(PathBuf, Duration)>,
-    /// The demo's token, for its banner.
+    /// The demo's token, for its banner (a build without the demo has none to show).
+    #[cfg_attr(not(feature = "dev"), allow(dead_code))]
     demo_token: Option<String>,
 }
 
