@@ -80,7 +80,7 @@ async fn push(addr: &str, token: &str, body: &str) -> Response {
 }
 
 /// Pushes `body` as iSales does: again after every failed answer (here without its 10 minutes).
-async fn push_until_acknowledged(addr: &str, body: &str) {
+async fn push_until_acknowledged(addr: &str, body: &str, replica: &Replica) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = push(addr, TOKEN, body).await;
@@ -90,9 +90,10 @@ async fn push_until_acknowledged(addr: &str, body: &str) {
         }
         assert!(
             Instant::now() < deadline,
-            "never acknowledged: {} {}",
+            "never acknowledged: {} {}; replica log:\n{}",
             r.status,
-            r.text()
+            r.text(),
+            replica.log_text()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -131,8 +132,8 @@ async fn pushes_through_the_callback_are_exact_across_duplicates_bad_records_and
     for (i, batch) in first.chunks(10).enumerate() {
         let extra: &[&str] = if i == 1 { &bad } else { &[] };
         let b = body(batch, extra);
-        push_until_acknowledged(&callback, &b).await;
-        push_until_acknowledged(&callback, &b).await;
+        push_until_acknowledged(&callback, &b, &replica).await;
+        push_until_acknowledged(&callback, &b, &replica).await;
     }
     // A duplicate record inside one push, and a push in another order.
     let mixed = body(
@@ -142,7 +143,7 @@ async fn pushes_through_the_callback_are_exact_across_duplicates_bad_records_and
         }),
         &[],
     );
-    push_until_acknowledged(&callback, &mixed).await;
+    push_until_acknowledged(&callback, &mixed, &replica).await;
     // A stranger with a wrong token: the 404 of no route.
     let r = push(&callback, "e2e-callback-token-WRONG00000", &body(rest, &[])).await;
     assert_eq!((r.status, r.text()), (404, String::new()));
@@ -168,8 +169,8 @@ async fn pushes_through_the_callback_are_exact_across_duplicates_bad_records_and
 
     // It comes back with its log; iSales pushes again and the rest follows.
     let _broker = Broker::start(dir.path(), port);
-    push_until_acknowledged(&callback, &during).await;
-    push_until_acknowledged(&callback, &body(&rest[10..], &[])).await;
+    push_until_acknowledged(&callback, &during, &replica).await;
+    push_until_acknowledged(&callback, &body(&rest[10..], &[]), &replica).await;
 
     let oracle = Oracle::fold(calls.iter().map(|c| c.event.as_slice()));
     let want = expected(&oracle);
