@@ -95,7 +95,7 @@ impl Drain {
     }
 
     /// For `HttpServer::on_connect`: counts the connection until it is dropped.
-    fn connected(&self, extensions: &mut Extensions) {
+    pub fn connected(&self, extensions: &mut Extensions) {
         self.state.open.fetch_add(1, Ordering::SeqCst);
         extensions.insert(OpenConnection(self.state.clone()));
     }
@@ -278,7 +278,7 @@ pub fn api(
 }
 
 /// An app of `routes` with `state`, whose answers tell clients to close once `drain` is on.
-fn app<T: 'static>(
+pub(crate) fn app<T: 'static>(
     state: web::Data<T>,
     drain: Drain,
     routes: fn(&mut web::ServiceConfig),

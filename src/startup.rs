@@ -46,6 +46,8 @@ pub enum StartupError {
     Ingest(#[from] crate::ingest::IngestError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Callback(#[from] crate::callback::CallbackError),
     #[error("cannot start the snapshot thread: {0}")]
     SnapshotThread(#[source] std::io::Error),
     #[error(transparent)]
@@ -76,6 +78,18 @@ pub struct Application {
     readiness: Arc<Readiness>,
     keys: Keys,
     shutdown: Shutdown,
+    /// The iSales callback listener and its tokens, when `callback.listen` is set.
+    callback: Option<Callback>,
+}
+
+struct Callback {
+    listener: crate::callback::listener::CallbackListener,
+    tokens: crate::callback::Tokens,
+    /// The tokens file and how often to look at it; `None`: the demo's made-up token.
+    tokens_file: Option<(PathBuf, Duration)>,
+    /// The demo's token, for its banner (a build without the demo has none to show).
+    #[cfg_attr(not(feature = "dev"), allow(dead_code))]
+    demo_token: Option<String>,
 }
 
 /// Where events come from and which keys sign requests: the configured Kafka and keys file, or
@@ -109,6 +123,7 @@ impl Application {
                 .map_err(StartupError::Restore)?,
             None => Positions::new(),
         };
+        let callback = open_callback(&settings, &source, &metrics)?;
         let ingest = Ingest::start(
             ingest_config(&settings, source.brokers),
             store.clone(),
@@ -158,7 +173,13 @@ impl Application {
             readiness,
             keys,
             shutdown,
+            callback,
         })
+    }
+
+    /// The callback listener's port, when it is on.
+    pub fn callback_port(&self) -> Option<u16> {
+        self.callback.as_ref().map(|c| c.listener.port)
     }
 
     pub fn api_port(&self) -> u16 {
@@ -200,7 +221,14 @@ impl Application {
     #[cfg(feature = "dev")]
     pub fn demo_banner(&self) -> Option<String> {
         let d = self.demo.as_ref()?;
-        Some(d.banner(self.listeners.api_port, self.listeners.admin_port))
+        let mut banner = d.banner(self.listeners.api_port, self.listeners.admin_port);
+        if let Some(c) = &self.callback {
+            banner.push_str(&crate::dev::demo::callback_banner(
+                c.listener.port,
+                c.demo_token.as_deref(),
+            ));
+        }
+        Some(banner)
     }
 
     /// Serves until SIGTERM/SIGINT, the shutdown signal, or a server failing. Then: stop taking
@@ -220,7 +248,26 @@ impl Application {
             );
             shutdown.watch_task("keys reloader", task)
         });
+        let callback = self.callback.map(|c| {
+            let reload = c.tokens_file.map(|(path, poll)| {
+                let metrics = self.metrics.clone();
+                crate::callback::spawn_tokens_reloader(
+                    c.tokens,
+                    path,
+                    poll,
+                    shutdown.clone(),
+                    metrics,
+                )
+            });
+            (c.listener.spawn(shutdown.clone()), reload)
+        });
         self.listeners.serve_until_stopped(&shutdown).await;
+        if let Some((serving, reload)) = callback {
+            let _ = serving.await;
+            if let Some(r) = reload {
+                let _ = r.await;
+            }
+        }
 
         // Joining threads and writing files block: keep them off the async workers.
         let (ingest, snapshots, store, metrics, topic) = (
@@ -265,6 +312,45 @@ impl Application {
             }
         }
     }
+}
+
+/// The callback listener, when configured (`callTimeStr` is read in each tenant's zone, the same
+/// `timezone`/`timezones` table the fold's days follow). The demo without a tokens file gets one
+/// token, `demo-` and its random secret, for its call center.
+fn open_callback(
+    settings: &Settings,
+    source: &Source,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Callback>, StartupError> {
+    let demo_token = demo_secret(source).map(|secret| format!("demo-{secret}"));
+    let fallback = demo_token
+        .as_deref()
+        .map(|t| crate::callback::TokenSet::single(t, settings.default_cc_id));
+    let opened = crate::callback::open(settings, &source.brokers, metrics, fallback)?;
+    let Some((listener, tokens)) = opened else {
+        return Ok(None);
+    };
+    let tokens_file = settings
+        .callback
+        .tokens_file
+        .clone()
+        .map(|p| (p, settings.auth.keys_poll));
+    Ok(Some(Callback {
+        listener,
+        tokens,
+        demo_token: demo_token.filter(|_| tokens_file.is_none()),
+        tokens_file,
+    }))
+}
+
+#[cfg(feature = "dev")]
+fn demo_secret(source: &Source) -> Option<String> {
+    source.demo.as_ref().map(|d| d.credentials().1.to_owned())
+}
+
+#[cfg(not(feature = "dev"))]
+fn demo_secret(_: &Source) -> Option<String> {
+    None
 }
 
 fn open_source(settings: &Settings, shutdown: &Shutdown) -> Result<Source, StartupError> {

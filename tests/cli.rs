@@ -14,6 +14,11 @@ use support::{free_port, is_ready, try_request, KillOnDrop, MockKafka};
 const BIN: &str = env!("CARGO_BIN_EXE_realstat");
 
 fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
+    query_task(api, sk, "1122104910")
+}
+
+/// `realstat query` for one task of the demo's call center and VDN.
+fn query_task(api: &str, sk: &str, task: &str) -> (bool, serde_json::Value) {
     let out = Command::new(BIN)
         .args([
             "query",
@@ -28,7 +33,7 @@ fn query(api: &str, sk: &str) -> (bool, serde_json::Value) {
             "--vdn",
             "92",
             "--task-id",
-            "1122104910",
+            task,
         ])
         .output()
         .expect("query runs");
@@ -390,4 +395,60 @@ fn sigterm_exits_1_when_the_final_snapshot_fails() {
         "last stderr line: {last}\n{logs}"
     );
     assert!(last.contains(&snapshots.display().to_string()), "{last}");
+}
+
+/// The demo's iSales callback: the banner prints its URL with a token, and `realstat simulate
+/// --callback` (vendor-format pushes, duplicates among them) makes exact numbers appear.
+#[test]
+fn the_demo_takes_call_results_through_its_callback() {
+    let api = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .env("REALSTAT_LISTEN", &api)
+        .env(
+            "REALSTAT_ADMIN_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env_remove("REALSTAT_KAFKA_BROKERS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (mut sk, mut url) = (String::new(), String::new());
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("banner line");
+        // The first line with the secret is the demo key's.
+        if let (Some(rest), true) = (line.split("SK=").nth(1), sk.is_empty()) {
+            sk = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        if let Some(rest) = line.trim().strip_prefix("callback") {
+            url = rest.trim().to_owned();
+            break;
+        }
+    }
+    assert!(url.contains("/isales/callresult/demo-"), "{url}");
+    let fed = Command::new(BIN)
+        .args(["simulate", "--callback", &url, "--tasks", "1122104920"])
+        .args(["--rate", "50", "--duplicates", "0.3", "--max-calls", "30"])
+        .output()
+        .expect("simulate runs");
+    let report = String::from_utf8_lossy(&fed.stderr);
+    assert!(
+        fed.status.success() && report.contains("records: 30"),
+        "{report}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = query_task(&api, &sk, "1122104920");
+        if v["resultDesc"]["totalCount"] == "30" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not exact: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

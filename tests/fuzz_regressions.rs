@@ -84,3 +84,8 @@ fn the_c2_vector_seeds_authenticate() {
     let tampered = std::fs::read(fuzz.join("tampered_body")).expect("the seed exists");
     assert_eq!(checks::authenticated_ak(&tampered), None);
 }
+
+#[test]
+fn callback_body_inputs() {
+    replay("callback_body");
+}

@@ -12,6 +12,7 @@
 //! - `authorization`: an HTTP/1.1-like request: `METHOD PATH[?QUERY]`, header lines `name: value`,
 //!   an empty line, the body. The whole input is also tried as an Authorization value.
 //! - `events_fold`: Kafka message values, one per line.
+//! - `callback_body`: the whole input is the body of an iSales call-result push.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -35,6 +36,7 @@ pub fn check(target: &str, data: &[u8]) {
         "request_body" => request_body(data),
         "authorization" => authorization(data),
         "events_fold" => events_fold(data),
+        "callback_body" => callback_body(data),
         _ => panic!("unknown fuzz target {target}"),
     }
 }
@@ -802,4 +804,86 @@ fn check_invariants(store: &Store) {
         }
     }
     assert_eq!(store.calls_tracked(), calls, "calls_tracked");
+}
+
+// ---- target 4: the iSales call-result push body and its records -----------------------------------
+
+/// `callback::body::parse` and `callback::mapping::map_record` on arbitrary bytes.
+pub fn callback_body(data: &[u8]) {
+    use realstat::callback::body::{parse, BodyError};
+    use realstat::callback::mapping::map_record;
+    use realstat::callback::tokens::TokenGrant;
+    use realstat::fold::{Calendar, TimeZones};
+
+    // The bound only cuts: under a small one the verdict is the larger one's, or too many.
+    let small = parse(data, 3);
+    let large = parse(data, 100_000);
+    match (&small, &large) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(BodyError::TooManyRecords { max: 3 }), Ok(b)) => assert!(b.len() > 3),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        other => panic!("bounds disagree: {other:?}"),
+    }
+    let Ok(records) = large else { return };
+    let grant = TokenGrant {
+        index: 1,
+        cc_id: 89,
+        vdns: realstat::auth::Scope::only([92, 93, 5000]),
+    };
+    let zone = TimeZones::single(Calendar::named("Asia/Shanghai").expect("zone"));
+    let decoder = Decoder::new(DEFAULT_CC_ID);
+    for record in &records {
+        let mapped = map_record(record, &grant, &zone);
+        assert_eq!(mapped, map_record(record, &grant, &zone), "deterministic");
+        // The personal fields change nothing: they cannot reach the event or the copy.
+        let mut scrubbed = record.clone();
+        if let Some(fields) = scrubbed.as_object_mut() {
+            for private in ["called", "recordPath", "customField"] {
+                fields.insert(
+                    private.to_owned(),
+                    serde_json::Value::String("PII\u{1}".into()),
+                );
+            }
+        }
+        assert_eq!(
+            mapped,
+            map_record(&scrubbed, &grant, &zone),
+            "independent of personal fields"
+        );
+        match mapped {
+            Ok(message) => {
+                let event = decoder
+                    .decode(&message.payload)
+                    .expect("a written event is valid");
+                assert_eq!(event.task.cc_id, 89);
+                assert!(grant.vdns.contains(event.task.vdn));
+                assert_eq!(
+                    message.key,
+                    Some(format!(
+                        "89:{}:{}",
+                        event.task.vdn,
+                        record["campaignId"]
+                            .as_str()
+                            .map_or_else(|| record["campaignId"].to_string(), str::to_owned)
+                    ))
+                );
+            }
+            Err(refused) => {
+                let copy: serde_json::Value =
+                    serde_json::from_slice(&refused.copy.payload).expect("the copy is JSON");
+                let names: Vec<&str> = copy
+                    .as_object()
+                    .expect("an object")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert!(
+                    names
+                        .iter()
+                        .all(|n| realstat::callback::mapping::DEAD_LETTER_FIELDS.contains(n)),
+                    "{names:?}"
+                );
+            }
+        }
+    }
 }

@@ -193,8 +193,8 @@ def check_deployment(docs):
     spec = pod["spec"]
     c = spec["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    if ports != {"http": 8080, "admin": 9090}:
-        err(w, f"container ports {ports} != http 8080, admin 9090")
+    if ports != {"http": 8080, "admin": 9090, "callback": 8443}:
+        err(w, f"container ports {ports} != http 8080, admin 9090, callback 8443")
     for probe, path in (("readinessProbe", "/health/ready"), ("livenessProbe", "/health/live"),
                         ("startupProbe", "/health/live")):
         g = c.get(probe, {}).get("httpGet", {})
@@ -334,7 +334,7 @@ def check_networkpolicy(policies, labels, ports):
         err(w, f"podSelector {sel} does not select the realstat pods {labels}")
     if "Ingress" not in spec.get("policyTypes", []):
         err(w, "policyTypes must include Ingress")
-    open_to_all, admin_peers = set(), []
+    open_to_all, admin_peers, callback_peers = set(), [], []
     for i, rule in enumerate(spec.get("ingress") or []):
         if not rule.get("ports"):
             err(w, f"ingress[{i}] has no ports: it would open every port")
@@ -351,6 +351,8 @@ def check_networkpolicy(policies, labels, ports):
                 open_to_all.add(name)
             elif name == "admin":
                 admin_peers += rule["from"]
+            elif name == "callback":
+                callback_peers += rule["from"]
     if open_to_all != {"http"}:
         err(w, f"ports open to any source {sorted(open_to_all)}; want exactly http (the API)")
     if not admin_peers:
@@ -362,8 +364,12 @@ def check_networkpolicy(policies, labels, ports):
     if not any(ns):
         err(w, "the admin port must be open to the Prometheus namespace "
                "(namespaceSelector on kubernetes.io/metadata.name)")
-    for p in admin_peers:
-        if "ipBlock" in p and p["ipBlock"].get("cidr") in ("0.0.0.0/0", "::/0"):
-            err(w, "the admin port is open to every address")
+    for what, peers in (("admin", admin_peers), ("callback", callback_peers)):
+        for p in peers:
+            if "ipBlock" in p and p["ipBlock"].get("cidr") in ("0.0.0.0/0", "::/0"):
+                err(w, f"the {what} port is open to every address")
+    # The iSales callback: open to the iSales network only (docs/callback.md).
+    if not callback_peers:
+        err(w, "no rule admits the callback port from the iSales network")
 
 

@@ -486,7 +486,7 @@ impl Keys {
 /// the same length in place with the same time, and an edit within the filesystem's time
 /// granularity keeps both. The file is a few hundred bytes; hashing it every poll is free. The
 /// digest stays in memory, like the secrets it covers.
-fn fingerprint(path: &Path) -> Option<[u8; 32]> {
+pub(crate) fn fingerprint(path: &Path) -> Option<[u8; 32]> {
     use sha2::{Digest, Sha256};
     // `read` follows symlinks, so a secret volume (whose files are symlinks into a directory
     // swapped atomically) shows the new file.

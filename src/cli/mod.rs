@@ -152,8 +152,12 @@ pub struct SignArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct SimulateArgs {
-    #[arg(long, env = "REALSTAT_KAFKA_BROKERS")]
-    pub kafka_brokers: String,
+    #[arg(
+        long,
+        env = "REALSTAT_KAFKA_BROKERS",
+        required_unless_present = "callback"
+    )]
+    pub kafka_brokers: Option<String>,
     #[arg(long, env = "REALSTAT_TOPIC", default_value = "isales.call-events")]
     pub topic: String,
     /// Extra librdkafka property, key=value, repeatable.
@@ -187,6 +191,16 @@ pub struct SimulateArgs {
     pub max_calls: Option<u64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Push finished calls to this iSales callback URL (http(s)://host:port/isales/callresult/TOKEN)
+    /// in the vendor's format, with its retries, instead of producing events to Kafka.
+    #[arg(long, value_name = "URL")]
+    pub callback: Option<String>,
+    /// With --callback: the time zone callTimeStr is written in (the tenant's).
+    #[arg(long, default_value = "Asia/Shanghai")]
+    pub timezone: String,
+    /// With --callback: the wait before pushing a twice-refused push again (iSales: 10 minutes).
+    #[arg(long, default_value = "10m", value_parser = crate::config::text::parse_duration)]
+    pub callback_retry_delay: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ fn every_setting_has_a_flag_and_an_environment_variable_and_back() {
     s.kafka.brokers = Some("b".into());
     s.kafka.dlq_topic = Some("d".into());
     s.auth.keys_file = Some("k".into());
+    s.callback.listen = Some("l".into());
+    s.callback.tokens_file = Some("t".into());
     let mut keys = Vec::new();
     leaves(
         "",

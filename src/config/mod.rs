@@ -27,8 +27,8 @@ use crate::fold::{Calendar, FoldPolicy};
 
 pub use overrides::Overrides;
 pub use settings::{
-    AuthSettings, KafkaSettings, LimitSettings, Settings, SnapshotSettings, StreamSettings,
-    TenantSettings, TlsSettings,
+    AuthSettings, CallbackSettings, KafkaSettings, LimitSettings, Settings, SnapshotSettings,
+    StreamSettings, TenantSettings, TlsSettings,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Where the demo's callback listens unless an address is given: any free loopback port.
+pub const DEMO_CALLBACK_LISTEN: &str = "127.0.0.1:0";
 /// Where the demo (no Kafka configured) listens unless an address is given.
 pub const DEMO_LISTEN: &str = "127.0.0.1:8080";
 pub const DEMO_ADMIN_LISTEN: &str = "127.0.0.1:9090";
@@ -85,6 +87,11 @@ impl Settings {
             }
             if !given.contains("admin_listen") {
                 s.admin_listen = DEMO_ADMIN_LISTEN.into();
+            }
+            // The demo shows the iSales callback too, on a free loopback port, with a token
+            // printed at start (docs/callback.md).
+            if !given.contains("callback.listen") {
+                s.callback.listen = Some(DEMO_CALLBACK_LISTEN.into());
             }
         }
         s.validate()?;
@@ -152,7 +159,7 @@ impl Settings {
                 "0 is not a call center (1..65535)",
             ));
         }
-        Ok(())
+        self.callback.validate(self.kafka.brokers.is_none())
     }
 
     pub fn calendar(&self) -> Calendar {
@@ -194,6 +201,34 @@ impl Settings {
     /// librdkafka properties in the order they apply.
     pub fn kafka_properties(&self) -> Vec<(String, String)> {
         self.kafka.properties.clone()
+    }
+}
+
+impl CallbackSettings {
+    /// Only when the listener is on: a replica without it ignores the other keys. The demo
+    /// (`demo`: no brokers) makes up a token when no tokens file is given.
+    fn validate(&self, demo: bool) -> Result<(), ConfigError> {
+        let Some(addr) = &self.listen else {
+            return Ok(());
+        };
+        addr.parse::<SocketAddr>()
+            .map_err(|e| invalid("callback.listen", format!("{addr:?}: {e} (want ip:port)")))?;
+        if self.tokens_file.is_none() && !demo {
+            return Err(invalid(
+                "callback.tokens_file",
+                "required with callback.listen",
+            ));
+        }
+        if self.deadline.is_zero() {
+            return Err(invalid("callback.deadline", "must be positive"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("callback.max_body_bytes", "must be at least 1024"));
+        }
+        if self.max_records == 0 {
+            return Err(invalid("callback.max_records", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

@@ -77,6 +77,8 @@ pub struct Settings {
     /// Days answerable, today included: a day leaving retention_days is kept as a closed-day record until then.
     #[arg(long, env = "REALSTAT_HISTORY_DAYS", value_name = "INTEGER", default_value = "35")]
     pub history_days: u16,
+    #[command(flatten)]
+    pub callback: CallbackSettings,
 }
 
 // Serve HTTPS directly; otherwise the balancer terminates TLS.
@@ -224,6 +226,32 @@ pub struct StreamSettings {
     /// Live streams open at once per access key; more: 429.
     #[arg(id = "streams.max_per_key", long = "max-streams-per-key", env = "REALSTAT_MAX_STREAMS_PER_KEY", value_name = "INTEGER", default_value = "100")]
     pub max_per_key: usize,
+}
+
+// The iSales call-result callback (docs/callback.md): a listener of its own that writes what
+// iSales pushes to the event topic. Off unless callback.listen is set.
+#[rustfmt::skip]
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackSettings {
+    /// Address of the iSales call-result callback listener (unset: no callback listener); HTTPS with tls.cert/tls.key like the API.
+    #[arg(id = "callback.listen", long = "callback-listen", env = "REALSTAT_CALLBACK_LISTEN", value_name = "ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Callback tokens file (TOML: [[token]] value, cc_id, vdns); required with callback.listen, reloaded on change.
+    #[arg(id = "callback.tokens_file", long = "callback-tokens-file", env = "REALSTAT_CALLBACK_TOKENS_FILE", value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_file: Option<PathBuf>,
+    /// Longest wait for Kafka to acknowledge a push's events; longer: the push is refused (retCode 3, 503) and iSales pushes again.
+    #[arg(id = "callback.deadline", long = "callback-deadline", env = "REALSTAT_CALLBACK_DEADLINE", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    pub deadline: Duration,
+    /// Largest push body; larger: refused whole (retCode 2, 413).
+    #[arg(id = "callback.max_body_bytes", long = "callback-max-body-bytes", env = "REALSTAT_CALLBACK_MAX_BODY_BYTES", value_name = "INTEGER", default_value = "1048576")]
+    pub max_body_bytes: usize,
+    /// Most records in one push; more: refused whole (retCode 2, 413).
+    #[arg(id = "callback.max_records", long = "callback-max-records", env = "REALSTAT_CALLBACK_MAX_RECORDS", value_name = "INTEGER", default_value = "1000")]
+    pub max_records: usize,
 }
 
 impl Default for Settings {

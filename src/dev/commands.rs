@@ -34,8 +34,20 @@ pub fn simulate(args: SimulateArgs) -> Result<ExitCode, String> {
             on_signal.trigger();
         }
     });
+    if let Some(url) = args.callback.clone() {
+        let zone = jiff::tz::TimeZone::get(&args.timezone).map_err(|e| e.to_string())?;
+        let feed = simulate::callback::FeedOptions {
+            url,
+            zone,
+            retry_after: args.callback_retry_delay,
+            duplicate_ratio: args.duplicates,
+        };
+        let report = simulate::callback::feed(opts, feed, &stop);
+        crate::telemetry::err(format_args!("{report:?}"));
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = simulate::produce(
-        &args.kafka_brokers,
+        args.kafka_brokers.as_deref().unwrap_or_default(),
         &args.topic,
         &args.kafka_property,
         opts,

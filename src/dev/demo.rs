@@ -132,3 +132,16 @@ fn random_secret() -> Result<String, EmbeddedError> {
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect())
 }
+
+/// The demo banner's lines about the iSales callback on `port`: its URL with the demo's `token`
+/// (none: the operator's tokens file is in force) and a command that feeds it as iSales would.
+pub fn callback_banner(port: u16, token: Option<&str>) -> String {
+    let token = token.unwrap_or("<a token of your tokens file>");
+    let url = format!("http://127.0.0.1:{port}/isales/callresult/{token}");
+    format!(
+        "\n  callback  {url}\n  \
+         iSales call results through the callback (vendor format, retries and duplicates):\n    \
+         cargo run --release -- simulate --callback {url} --tasks 1122104920 --rate 5 --duplicates 0.2 --max-calls 200\n  \
+         then query task 1122104920 as above.\n"
+    )
+}

@@ -56,6 +56,10 @@ impl Calendar {
         Calendar::new(TimeZone::UTC)
     }
 
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
     pub fn time_zone_name(&self) -> &str {
         self.tz.iana_name().unwrap_or("UTC")
     }

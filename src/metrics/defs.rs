@@ -196,6 +196,42 @@ pub const BUILD_INFO: Def = def(
     &["version", "git"],
     "Build of the running binary.",
 );
+pub const CALLBACK_PUSHES: Def = def(
+    "realstat_callback_pushes_total",
+    Counter,
+    &["outcome"],
+    "iSales call-result pushes answered, by outcome (accepted, malformed, too_large, body_timeout, unknown_token, locked, not_stored).",
+);
+pub const CALLBACK_RECORDS: Def = def(
+    "realstat_callback_records_total",
+    Counter,
+    &["outcome"],
+    "Call-result records of parsed pushes, by outcome (written, invalid, not_stored).",
+);
+pub const CALLBACK_INVALID: Def = def(
+    "realstat_callback_invalid_records_total",
+    Counter,
+    &["reason"],
+    "Call-result records refused (dead-lettered), by reason.",
+);
+pub const CALLBACK_PRODUCE: Def = def(
+    "realstat_callback_produce_seconds",
+    Histogram,
+    &[],
+    "Time from a push's events handed to Kafka to all acknowledged (or refused).",
+);
+pub const CALLBACK_TOKENS: Def = def(
+    "realstat_callback_tokens_loaded",
+    Gauge,
+    &[],
+    "Callback tokens in force.",
+);
+pub const CALLBACK_TOKENS_RELOADS: Def = def(
+    "realstat_callback_tokens_reloads_total",
+    Counter,
+    &["result"],
+    "Reloads of the callback tokens file, by result (ok, rejected).",
+);
 
 pub const EVENTS_LOST: Def = def(
     "realstat_events_lost_total",
@@ -244,6 +280,12 @@ pub const SERVICE: &[Def] = &[
     KEYS_LOADED,
     STREAMS_OPEN,
     STREAMS_ENDED,
+    CALLBACK_PUSHES,
+    CALLBACK_RECORDS,
+    CALLBACK_INVALID,
+    CALLBACK_PRODUCE,
+    CALLBACK_TOKENS,
+    CALLBACK_TOKENS_RELOADS,
     BUILD_INFO,
     EVENTS_LOST,
     LOG_RESETS,

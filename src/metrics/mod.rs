@@ -7,6 +7,7 @@
 //! client chooses. Every metric is a row of one table ([`defs`]), which `realstat metrics list`
 //! prints ([`catalogue`]).
 
+mod callback;
 mod defs;
 mod labels;
 #[cfg(target_os = "linux")]
@@ -25,6 +26,7 @@ use crate::result_code::ResultCode;
 use defs::Def;
 use labels::KeysReload;
 
+pub use callback::{InvalidRecord, PushOutcome};
 pub use defs::{catalogue, MetricInfo};
 pub use labels::{AuthRefusal, ConsumerError, Effect, LogReset, StreamEnd};
 
@@ -61,6 +63,7 @@ pub struct Metrics {
     keys_loaded: IntGauge,
     streams_open: IntGauge,
     streams_ended: IntCounterVec,
+    callback: callback::CallbackMetrics,
     /// When the last snapshot was written or restored (ms since the epoch; 0: never). Turned
     /// into `realstat_snapshot_age_seconds` at scrape time.
     snapshot_last_ms: AtomicI64,
@@ -170,6 +173,7 @@ impl Metrics {
             events_lost: counter_vec(&r, EVENTS_LOST),
             log_resets: counter_vec(&r, LOG_RESETS),
             view_age: register(&r, Gauge::with_opts(opts(VIEW_AGE))),
+            callback: callback::CallbackMetrics::new(&r),
             registry: r,
         };
         let git = option_env!("REALSTAT_GIT_HASH").unwrap_or("unknown");

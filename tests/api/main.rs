@@ -8,6 +8,7 @@ mod attacks;
 mod batch;
 mod bounds;
 mod breakdown;
+mod callback;
 mod dead_letters;
 mod drain;
 mod errors;

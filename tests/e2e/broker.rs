@@ -12,13 +12,13 @@ use crate::support::*;
 use crate::{answers, expected, simulated_log};
 
 /// A tansu broker of this test's own (the shared one of scripts/test cannot be restarted).
-struct Broker {
+pub struct Broker {
     child: KillOnDrop,
 }
 
 impl Broker {
     /// Starts tansu on `port` with its SQLite log in `dir`, and waits until it accepts.
-    fn start(dir: &Path, port: u16) -> Broker {
+    pub fn start(dir: &Path, port: u16) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
         let log =
             std::fs::File::create(dir.join(format!("tansu-{}.log", now_ms()))).expect("broker log");
@@ -48,7 +48,7 @@ impl Broker {
     }
 
     /// SIGKILL: no flush, no goodbye.
-    fn kill(self) {
+    pub fn kill(self) {
         drop(self.child);
     }
 }

@@ -9,6 +9,7 @@
 mod support;
 
 mod broker;
+mod callback;
 mod oracle;
 mod process;
 mod restart;

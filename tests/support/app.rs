@@ -66,6 +66,8 @@ pub struct TestApp {
     ///
     /// [`cert_path`]: TestApp::cert_path
     pub certificate: Option<rcgen::CertifiedKey>,
+    /// With [`AppBuilder::callback`]: the callback listener's address.
+    pub callback: Option<String>,
     pub shutdown: Shutdown,
     pub store: Arc<Store>,
     pub run: tokio::task::JoinHandle<()>,
@@ -88,6 +90,7 @@ pub struct AppBuilder {
     tls_host: Option<String>,
     tune: Vec<Tune>,
     ready: bool,
+    callback_tokens: Option<String>,
 }
 
 impl TestApp {
@@ -99,6 +102,7 @@ impl TestApp {
             tls_host: None,
             tune: Vec::new(),
             ready: true,
+            callback_tokens: None,
         }
     }
 }
@@ -145,6 +149,12 @@ impl AppBuilder {
         self
     }
 
+    /// The callback listener on loopback port 0, with this tokens file (`callback-tokens.toml`).
+    pub fn callback(mut self, tokens_toml: &str) -> Self {
+        self.callback_tokens = Some(tokens_toml.to_owned());
+        self
+    }
+
     /// Returns as soon as the listeners are bound, without waiting for readiness.
     pub fn unready(mut self) -> Self {
         self.ready = false;
@@ -175,6 +185,12 @@ impl AppBuilder {
             settings.tls = Some(tls);
             certificate
         });
+        if let Some(tokens) = &self.callback_tokens {
+            let path = dir.path().join("callback-tokens.toml");
+            std::fs::write(&path, tokens).expect("tokens file written");
+            settings.callback.listen = Some("127.0.0.1:0".into());
+            settings.callback.tokens_file = Some(path);
+        }
         for tune in self.tune {
             tune(&mut settings);
         }
@@ -184,6 +200,7 @@ impl AppBuilder {
             .expect("application builds");
         let api = format!("127.0.0.1:{}", app.api_port());
         let admin = format!("127.0.0.1:{}", app.admin_port());
+        let callback = app.callback_port().map(|p| format!("127.0.0.1:{p}"));
         let shutdown = app.shutdown_handle();
         let store = app.store();
         let run = tokio::spawn(async move {
@@ -194,6 +211,7 @@ impl AppBuilder {
             admin,
             kafka,
             certificate,
+            callback,
             shutdown,
             store,
             run,
@@ -269,6 +287,12 @@ impl TestApp {
     /// The certificate file of an HTTPS instance.
     pub fn cert_path(&self) -> std::path::PathBuf {
         self.dir.path().join("cert.pem")
+    }
+
+    /// Rewrites the callback tokens file (the application polls it).
+    pub fn write_tokens(&self, toml: &str) {
+        std::fs::write(self.dir.path().join("callback-tokens.toml"), toml)
+            .expect("tokens file rewritten");
     }
 
     /// Rewrites the keys file (the application polls it).

@@ -7,7 +7,8 @@
 //! calls wait and some are being dialed or talked. Optionally some events are delivered twice.
 //!
 //! [`produce`] runs a simulator against the wall clock and writes its events to Kafka;
-//! [`produce_raw`] writes given messages verbatim (tests put known or malformed events in a topic).
+//! [`produce_raw`] writes given messages verbatim (tests put known or malformed events in a topic);
+//! [`callback::feed`] pushes the finished calls through the iSales call-result callback instead.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::events::CallState;
 
+pub mod callback;
 mod produce;
 pub use produce::{produce, produce_raw, SimulateError, SimulateReport};
 

@@ -1,0 +1,241 @@
+//! Writes a push's events (and the dead-letter copies of its refused records) to Kafka and
+//! waits, at most the deadline, until every one is acknowledged by all in-sync replicas.
+//!
+//! An acknowledgement to iSales is a promise that the record is on the topic: so `acks=all` and
+//! the idempotent producer (a librdkafka retry cannot duplicate or reorder), and the answer waits
+//! for every delivery report. librdkafka is told the same deadline (`message.timeout.ms`), so a
+//! message it could not deliver in time is dropped from its queue rather than piling up during
+//! an outage; iSales pushes it again.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+
+use super::mapping::{Message, Refused};
+use crate::ingest::dead_letter::HEADER_REASON;
+use crate::ingest::kafka::{client_config, Role};
+
+/// The dead-letter header that says a copy came from the callback, not from the event topic.
+pub const HEADER_SOURCE: &str = "realstat-source";
+pub const SOURCE_CALLBACK: &str = "isales-callback";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot create the callback producer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("Kafka did not take the message: {0}")]
+    Enqueue(#[source] KafkaError),
+    #[error("Kafka refused the message: {0}")]
+    Delivery(#[source] KafkaError),
+    #[error("the producer was stopped")]
+    Stopped,
+    #[error("not acknowledged within {0:?}")]
+    Deadline(Duration),
+}
+
+/// rdkafka's futures on tokio (its `tokio` feature is off in this build): used only by
+/// `FutureProducer::send`'s queue wait, which the writer does not call.
+pub struct TokioRuntime;
+
+impl rdkafka::util::AsyncRuntime for TokioRuntime {
+    type Delay = tokio::time::Sleep;
+
+    fn spawn<T>(task: T)
+    where
+        T: std::future::Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(task);
+    }
+
+    fn delay_for(duration: Duration) -> Self::Delay {
+        tokio::time::sleep(duration)
+    }
+}
+
+type Producer = FutureProducer<rdkafka::client::DefaultClientContext, TokioRuntime>;
+
+pub struct Writer {
+    /// Replaced whole when librdkafka declares it fatally failed (an idempotent producer whose
+    /// sequence the broker lost, e.g. after a broker restart without its state): a fatal
+    /// producer never delivers again, so without this every later push would be refused.
+    producer: RwLock<Arc<Producer>>,
+    config: ClientConfig,
+    topic: String,
+    dead_letter_topic: Option<String>,
+    deadline: Duration,
+}
+
+impl Writer {
+    /// A producer on `brokers` with the operator's `properties`, then ours: the guarantees are
+    /// not the operator's to weaken.
+    pub fn new(
+        brokers: &str,
+        properties: &[(String, String)],
+        topic: &str,
+        dead_letter_topic: Option<&str>,
+        deadline: Duration,
+    ) -> Result<Writer, WriteError> {
+        let ms = deadline.as_millis().clamp(1, i32::MAX as u128).to_string();
+        let mut config = client_config(brokers, properties, Role::DeadLetters);
+        config
+            .set("client.id", "realstat-callback")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", &ms);
+        let producer = config.create().map_err(WriteError::Create)?;
+        Ok(Writer {
+            producer: RwLock::new(Arc::new(producer)),
+            config,
+            topic: topic.to_owned(),
+            dead_letter_topic: dead_letter_topic.map(str::to_owned),
+            deadline,
+        })
+    }
+
+    /// Hands every message to librdkafka at once, then waits for all the delivery reports
+    /// within the deadline. Refused records go to the dead-letter topic when there is one.
+    pub async fn write(&self, events: &[Message], refused: &[Refused]) -> Result<(), WriteError> {
+        let producer = Arc::clone(&self.producer.read().unwrap_or_else(PoisonError::into_inner));
+        let written = self.write_with(&producer, events, refused).await;
+        if written.is_err() {
+            self.replace_if_fatal(&producer);
+        }
+        written
+    }
+
+    async fn write_with(
+        &self,
+        producer: &Producer,
+        events: &[Message],
+        refused: &[Refused],
+    ) -> Result<(), WriteError> {
+        let mut pending = Vec::with_capacity(events.len() + refused.len());
+        for e in events {
+            pending.push(enqueue(producer, &self.topic, e, None)?);
+        }
+        if let Some(dlq) = &self.dead_letter_topic {
+            for r in refused {
+                pending.push(enqueue(producer, dlq, &r.copy, Some(r.reason.label()))?);
+            }
+        }
+        let all = async {
+            for delivery in pending {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => return Err(WriteError::Delivery(e)),
+                    Err(_) => return Err(WriteError::Stopped),
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.deadline, all)
+            .await
+            .unwrap_or(Err(WriteError::Deadline(self.deadline)))
+    }
+
+    /// A new producer in place of `failed` when librdkafka says it can never deliver again.
+    fn replace_if_fatal(&self, failed: &Arc<Producer>) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        match self.config.create::<Producer>() {
+            Ok(fresh) => {
+                let mut slot = self
+                    .producer
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                // Another push may have replaced it already.
+                if Arc::ptr_eq(&slot, failed) {
+                    *slot = Arc::new(fresh);
+                    tracing::warn!(?code, %reason, "callback producer failed fatally; replaced");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "callback producer failed fatally and cannot be recreated")
+            }
+        }
+    }
+}
+
+fn enqueue(
+    producer: &Producer,
+    topic: &str,
+    m: &Message,
+    reason: Option<&str>,
+) -> Result<DeliveryFuture, WriteError> {
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(&m.payload);
+    if let Some(k) = &m.key {
+        record = record.key(k.as_str());
+    }
+    if let Some(reason) = reason {
+        record = record.headers(
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: HEADER_REASON,
+                    value: Some(reason),
+                })
+                .insert(Header {
+                    key: HEADER_SOURCE,
+                    value: Some(SOURCE_CALLBACK),
+                }),
+        );
+    }
+    producer
+        .send_result(record)
+        .map_err(|(e, _)| WriteError::Enqueue(e))
+}
+
+#[cfg(all(test, feature = "dev"))]
+mod tests {
+    use super::*;
+
+    /// A producer librdkafka declares fatally failed is replaced, so pushes are stored again.
+    #[tokio::test]
+    async fn a_fatally_failed_producer_is_replaced() {
+        let kafka = crate::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+        kafka.create_topic("t", 1).expect("topic");
+        let writer = Writer::new(
+            kafka.bootstrap_servers(),
+            &[],
+            "t",
+            None,
+            Duration::from_secs(5),
+        )
+        .expect("writer");
+        let event = Message {
+            key: Some("1:92:1".into()),
+            payload: b"{}".to_vec(),
+        };
+        writer
+            .write(std::slice::from_ref(&event), &[])
+            .await
+            .expect("stored");
+        let first = Arc::clone(&writer.producer.read().expect("lock"));
+        let reason = std::ffi::CString::new("test").expect("text");
+        // SAFETY: a live client handle and a NUL-terminated string; librdkafka's own test hook.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                first.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
+        assert!(
+            writer
+                .write(std::slice::from_ref(&event), &[])
+                .await
+                .is_err(),
+            "refused while fatal"
+        );
+        assert!(!Arc::ptr_eq(&first, &writer.producer.read().expect("lock")));
+        writer
+            .write(&[event], &[])
+            .await
+            .expect("stored by the new producer");
+    }
+}
