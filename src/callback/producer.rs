@@ -6,9 +6,18 @@
 //! for every delivery report. librdkafka is told the same deadline (`message.timeout.ms`), so a
 //! message it could not deliver in time is dropped from its queue rather than piling up during
 //! an outage; iSales pushes it again.
+//!
+//! After a failed push the producer is replaced: at once when librdkafka declares it fatally
+//! failed, otherwise at most once per [`REPLACE_AT_MOST_EVERY`]. A push fails when the broker
+//! is away or refuses, and afterwards the producer's idempotence state (its producer id and
+//! sequences) is in doubt: a broker restarted without that state may refuse the old id in a way
+//! librdkafka does not recover from (tansu after a kill -9 fails every produce of the old id,
+//! and its own storage with it), while a new producer starts a new session. The cost is one
+//! `InitProducerId`. A record written by both producers could be on the topic twice; the
+//! event's `eventId` is derived from the record, so the fold counts it once.
 
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 
@@ -59,6 +68,10 @@ impl rdkafka::util::AsyncRuntime for TokioRuntime {
 
 type Producer = FutureProducer<rdkafka::client::DefaultClientContext, TokioRuntime>;
 
+/// How often a producer may be replaced after failed pushes: during an outage, or with a refusal
+/// a new producer cannot cure either (a topic not authorized), not every push makes a new one.
+pub const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
 pub struct Writer {
     /// Replaced whole when librdkafka declares it fatally failed (an idempotent producer whose
     /// sequence the broker lost, e.g. after a broker restart without its state): a fatal
@@ -68,6 +81,8 @@ pub struct Writer {
     topic: String,
     dead_letter_topic: Option<String>,
     deadline: Duration,
+    /// When the producer was last replaced after a failed push.
+    replaced_at: Mutex<Option<Instant>>,
 }
 
 impl Writer {
@@ -94,6 +109,7 @@ impl Writer {
             topic: topic.to_owned(),
             dead_letter_topic: dead_letter_topic.map(str::to_owned),
             deadline,
+            replaced_at: Mutex::new(None),
         })
     }
 
@@ -102,9 +118,12 @@ impl Writer {
     pub async fn write(&self, events: &[Message], refused: &[Refused]) -> Result<(), WriteError> {
         let producer = Arc::clone(&self.producer.read().unwrap_or_else(PoisonError::into_inner));
         let written = self.write_with(&producer, events, refused).await;
-        if written.is_err() {
-            self.replace_if_fatal(&producer);
+        if let Err(e) = &written {
+            if let Some(why) = self.replacement_reason(&producer, e) {
+                self.replace(&producer, &why);
+            }
         }
+        release(producer);
         written
     }
 
@@ -138,27 +157,52 @@ impl Writer {
             .unwrap_or(Err(WriteError::Deadline(self.deadline)))
     }
 
-    /// A new producer in place of `failed` when librdkafka says it can never deliver again.
-    fn replace_if_fatal(&self, failed: &Arc<Producer>) {
-        let Some((code, reason)) = failed.client().fatal_error() else {
+    /// Why `failed` should be replaced after `error`, if it should.
+    fn replacement_reason(&self, failed: &Producer, error: &WriteError) -> Option<String> {
+        if let Some((code, reason)) = failed.client().fatal_error() {
+            return Some(format!("fatal error {code:?}: {reason}"));
+        }
+        let mut last = self
+            .replaced_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < REPLACE_AT_MOST_EVERY) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        Some(format!("a push failed: {error}"))
+    }
+
+    /// A new producer in place of `failed`, unless another push replaced it already.
+    fn replace(&self, failed: &Arc<Producer>, why: &str) {
+        let mut slot = self
+            .producer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&slot, failed) {
             return;
-        };
+        }
+        // Creating one does not wait for the broker: it connects in the background.
         match self.config.create::<Producer>() {
             Ok(fresh) => {
-                let mut slot = self
-                    .producer
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
-                // Another push may have replaced it already.
-                if Arc::ptr_eq(&slot, failed) {
-                    *slot = Arc::new(fresh);
-                    tracing::warn!(?code, %reason, "callback producer failed fatally; replaced");
-                }
+                let old = std::mem::replace(&mut *slot, Arc::new(fresh));
+                drop(slot);
+                tracing::warn!(reason = why, "callback producer replaced");
+                release(old);
             }
             Err(e) => {
-                tracing::error!(error = %e, "callback producer failed fatally and cannot be recreated")
+                tracing::error!(reason = why, error = %e, "callback producer cannot be recreated")
             }
         }
+    }
+}
+
+/// Lets go of a handle on a producer. The last handle of a replaced producer destroys it on a
+/// thread of its own: librdkafka's destroy purges, flushes (up to 500 ms) and joins its threads,
+/// which must not stall an HTTP worker.
+fn release(producer: Arc<Producer>) {
+    if let Some(last) = Arc::into_inner(producer) {
+        std::thread::spawn(move || drop(last));
     }
 }
 
