@@ -1,10 +1,11 @@
 //! The push body: a bare JSON array of call-result records (the vendor's page: "The entity
 //! object does not exist"), read whole or refused whole.
 //!
-//! Only the outer shape is judged here. Each element is handed on as it is, and [`super::mapping`]
-//! decides record by record, so one bad record never costs the good ones of its push.
+//! Only the outer shape is judged here. Each element is handed on as its raw JSON text, and
+//! [`super::mapping`] decides record by record, so one bad record never costs the good ones of
+//! its push. Nothing is built from a record here: its fields are read (or skipped) once, there.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::metrics::PushOutcome;
 
@@ -32,15 +33,17 @@ impl BodyError {
 
 /// The records of a push of at most `max_records` elements. An empty array is a valid push of
 /// nothing. serde_json bounds the nesting depth (128), so a hostile body cannot exhaust the stack.
-pub fn parse(body: &[u8], max_records: usize) -> Result<Vec<Value>, BodyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| BodyError::NotJson)?;
-    match value {
-        Value::Array(records) if records.len() > max_records => {
-            Err(BodyError::TooManyRecords { max: max_records })
-        }
-        Value::Array(records) => Ok(records),
-        _ => Err(BodyError::NotArray),
+pub fn parse(body: &[u8], max_records: usize) -> Result<Vec<&RawValue>, BodyError> {
+    let whole: &RawValue = serde_json::from_slice(body).map_err(|_| BodyError::NotJson)?;
+    if !whole.get().starts_with('[') {
+        return Err(BodyError::NotArray);
     }
+    let records: Vec<&RawValue> =
+        serde_json::from_str(whole.get()).map_err(|_| BodyError::NotJson)?;
+    if records.len() > max_records {
+        return Err(BodyError::TooManyRecords { max: max_records });
+    }
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -49,19 +52,25 @@ mod tests {
 
     #[test]
     fn only_an_array_within_the_bound_is_a_push() {
-        assert_eq!(parse(b"[]", 2).map(|r| r.len()), Ok(0));
-        assert_eq!(parse(b" [1, {}] ", 2).map(|r| r.len()), Ok(2));
+        let texts = |body: &[u8], max| {
+            parse(body, max).map(|r| r.iter().map(|v| v.get().to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(texts(b"[]", 2), Ok(vec![]));
         assert_eq!(
-            parse(b"[1,2,3]", 2),
+            texts(b" [1, {\"a\" : 2}] ", 2),
+            Ok(vec!["1".into(), "{\"a\" : 2}".into()])
+        );
+        assert_eq!(
+            texts(b"[1,2,3]", 2),
             Err(BodyError::TooManyRecords { max: 2 })
         );
         assert_eq!(
-            parse(b"{\"callResultList\":[]}", 2),
+            texts(b"{\"callResultList\":[]}", 2),
             Err(BodyError::NotArray)
         );
-        assert_eq!(parse(b"null", 2), Err(BodyError::NotArray));
-        for bad in [&b""[..], b"[", b"[1,]", b"[] []", b"\xff"] {
-            assert_eq!(parse(bad, 2), Err(BodyError::NotJson), "{bad:?}");
+        assert_eq!(texts(b"null", 2), Err(BodyError::NotArray));
+        for bad in [&b""[..], b"[", b"[1,]", b"[] []", b"\xff", b"[\"\xff\"]"] {
+            assert_eq!(texts(bad, 2), Err(BodyError::NotJson), "{bad:?}");
         }
     }
 }

@@ -9,9 +9,13 @@
 //! anywhere: the event has no field for them, and a refused record is passed on with only the
 //! fields named in [`DEAD_LETTER_FIELDS`].
 
+use std::fmt;
+
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Number;
 use sha2::{Digest, Sha256};
 
 use super::tokens::TokenGrant;
@@ -44,38 +48,155 @@ pub struct Refused {
     pub copy: Message,
 }
 
-/// The event of `record`, or why there is none.
+/// The fields the mapping reads: the dead-letter ones, then `sessionId`.
+const READ_FIELDS: [&str; 7] = [
+    "campaignId",
+    "vdnId",
+    "callId",
+    "callTimeStr",
+    "callStatus",
+    "failCode",
+    "sessionId",
+];
+
+/// A record's fields the mapping reads, as their raw JSON text (a later duplicate key replaces an
+/// earlier one). Every other field, the customer's number among them, is skipped unread: no
+/// copy of it is ever made.
+struct Fields<'a>([Option<&'a RawValue>; READ_FIELDS.len()]);
+
+impl<'a> Fields<'a> {
+    /// A field's raw text, `null` included.
+    fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        let i = READ_FIELDS.iter().position(|&n| n == name)?;
+        self.0[i]
+    }
+
+    /// A field as the mapping reads it: absent and `null` alike are `None`.
+    fn get(&self, name: &str) -> Option<Scalar> {
+        self.raw(name).filter(|r| r.get() != "null").map(Scalar::of)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields([None; READ_FIELDS.len()]);
+        while let Some(FieldIndex(index)) = map.next_key()? {
+            match index {
+                Some(i) => fields.0[i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// A key's position in [`READ_FIELDS`], if the mapping reads it.
+struct FieldIndex(Option<usize>);
+
+impl<'de> serde::Deserialize<'de> for FieldIndex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = FieldIndex;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<FieldIndex, E> {
+                Ok(FieldIndex(READ_FIELDS.iter().position(|&n| n == name)))
+            }
+        }
+        d.deserialize_str(Key)
+    }
+}
+
+/// A field's value, as far as the mapping cares.
+enum Scalar {
+    Text(String),
+    Number(Number),
+    /// An object, an array or a boolean.
+    Other,
+}
+
+impl Scalar {
+    fn of(raw: &RawValue) -> Scalar {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str(text).map_or(Scalar::Other, Scalar::Text),
+            Some(b'-' | b'0'..=b'9') => {
+                serde_json::from_str(text).map_or(Scalar::Other, Scalar::Number)
+            }
+            _ => Scalar::Other,
+        }
+    }
+}
+
+/// The event of `record` (one element of a push, as its raw JSON text), or why there is none.
 pub fn map_record(
-    record: &Value,
+    record: &RawValue,
     grant: &TokenGrant,
     zones: &TimeZones,
 ) -> Result<Message, Refused> {
-    let Some(fields) = record.as_object() else {
-        return Err(refused(Invalid::NotObject, &Map::new()));
+    let text = record.get().trim_start();
+    let fields = match text.starts_with('{') {
+        true => serde_json::from_str::<Fields<'_>>(text).ok(),
+        false => None,
     };
-    event_of(fields, grant, zones).map_err(|reason| refused(reason, fields))
+    let Some(fields) = fields else {
+        return Err(refused(Invalid::NotObject, None));
+    };
+    event_of(&fields, grant, zones).map_err(|reason| refused(reason, Some(&fields)))
 }
 
-fn refused(reason: Invalid, fields: &Map<String, Value>) -> Refused {
-    let kept: Map<String, Value> = DEAD_LETTER_FIELDS
+/// The refusal, with a copy of the record's [`DEAD_LETTER_FIELDS`] as they were sent (keys in
+/// sorted order).
+fn refused(reason: Invalid, fields: Option<&Fields<'_>>) -> Refused {
+    let mut kept: Vec<(&str, &RawValue)> = DEAD_LETTER_FIELDS
         .iter()
-        .filter_map(|&name| Some((name.to_owned(), fields.get(name)?.clone())))
+        .filter_map(|&name| Some((name, fields?.raw(name)?)))
         .collect();
+    kept.sort_unstable_by_key(|&(name, _)| name);
+    let mut copy = String::from("{");
+    for (i, (name, raw)) in kept.iter().enumerate() {
+        if i > 0 {
+            copy.push(',');
+        }
+        copy.push('"');
+        copy.push_str(name);
+        copy.push_str("\":");
+        copy.push_str(raw.get());
+    }
+    copy.push('}');
     Refused {
         reason,
         copy: Message {
             key: None,
-            payload: Value::Object(kept).to_string().into_bytes(),
+            payload: copy.into_bytes(),
         },
     }
 }
 
 fn event_of(
-    fields: &Map<String, Value>,
+    fields: &Fields<'_>,
     grant: &TokenGrant,
     zones: &TimeZones,
 ) -> Result<Message, Invalid> {
-    let field = |name: &str| fields.get(name).filter(|v| !v.is_null());
+    let field = |name: &str| fields.get(name);
     let task = text(field("campaignId"))
         .flatten()
         .filter(|t| (1..=TASK_ID_MAX_DIGITS).contains(&t.len()) && all_digits(t))
@@ -121,8 +242,8 @@ fn event_of(
 /// `callId`, or, when it is empty, an id derived from `sessionId` and the call time (hashed:
 /// some deployments put the customer's number in `sessionId`).
 fn call_identity(
-    call_id: Option<&Value>,
-    session_id: Option<&Value>,
+    call_id: Option<Scalar>,
+    session_id: Option<Scalar>,
     time_text: &str,
 ) -> Result<String, Invalid> {
     match text(call_id).ok_or(Invalid::BadCallId)? {
@@ -165,37 +286,57 @@ fn encode(
         fail_code.unwrap_or("").as_bytes(),
         t.as_bytes(),
     ];
-    let mut event = serde_json::json!({
-        "v": 1,
-        "type": "CALL",
-        "ccId": cc_id,
-        "vdn": vdn,
-        "taskId": task,
-        "callId": call_id,
-        "state": state,
-        "ts": ts,
-        "eventId": format!("cb-{}", hex32(&id_parts)),
-    });
-    if let (Some(code), Some(obj)) = (fail_code, event.as_object_mut()) {
-        obj.insert("failCode".to_owned(), Value::String(code.to_owned()));
+    // Written out directly rather than through a `serde_json::Value` (a map of allocated keys
+    // per record, the most of a push's cost): fixed keys in the order `json!` gave them, the
+    // strings escaped by serde_json. The event decoder's tests read it back.
+    let mut out = String::with_capacity(192 + task.len() + call_id.len());
+    out.push_str(r#"{"callId":"#);
+    push_json_str(&mut out, call_id);
+    out.push_str(r#","ccId":"#);
+    out.push_str(&cc);
+    out.push_str(r#","eventId":"cb-"#);
+    out.push_str(&hex32(&id_parts));
+    out.push('"');
+    if let Some(code) = fail_code {
+        out.push_str(r#","failCode":"#);
+        push_json_str(&mut out, code);
     }
+    out.push_str(r#","state":""#);
+    out.push_str(state);
+    out.push_str(r#"","taskId":"#);
+    push_json_str(&mut out, task);
+    out.push_str(r#","ts":"#);
+    out.push_str(&t);
+    out.push_str(r#","type":"CALL","v":1,"vdn":"#);
+    out.push_str(&v);
+    out.push('}');
     Message {
         key: Some(format!("{cc_id}:{vdn}:{task}")),
-        payload: event.to_string().into_bytes(),
+        payload: out.into_bytes(),
     }
+}
+
+/// `text` as a JSON string literal, escaped by serde_json.
+fn push_json_str(out: &mut String, text: &str) {
+    // Serializing a &str into a String cannot fail; the fallback keeps it total all the same.
+    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned()));
 }
 
 /// The first 128 bits of the SHA-256 of the parts (each followed by a NUL), in hex.
 fn hex32(parts: &[&[u8]]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut h = Sha256::new();
     for p in parts {
         h.update(p);
         h.update([0]);
     }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = h.finalize();
+    let mut out = String::with_capacity(32);
+    for &b in &digest[..16] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn all_digits(s: &str) -> bool {
@@ -204,20 +345,20 @@ fn all_digits(s: &str) -> bool {
 
 /// A string, or a number as its decimal text; `None` inside for absent (or null). `None`
 /// outside: another JSON type.
-fn text(v: Option<&Value>) -> Option<Option<String>> {
+fn text(v: Option<Scalar>) -> Option<Option<String>> {
     match v {
         None => Some(None),
-        Some(Value::String(s)) => Some(Some(s.clone())),
-        Some(Value::Number(n)) => Some(Some(n.to_string())),
-        Some(_) => None,
+        Some(Scalar::Text(s)) => Some(Some(s)),
+        Some(Scalar::Number(n)) => Some(Some(n.to_string())),
+        Some(Scalar::Other) => None,
     }
 }
 
 /// A non-negative integer as a JSON number or a string of 1 to 18 ASCII digits.
-fn integer(v: Option<&Value>) -> Option<u64> {
+fn integer(v: Option<Scalar>) -> Option<u64> {
     match v? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) if s.len() <= 18 && all_digits(s) => s.parse().ok(),
+        Scalar::Number(n) => n.as_u64(),
+        Scalar::Text(s) if s.len() <= 18 && all_digits(&s) => s.parse().ok(),
         _ => None,
     }
 }

@@ -120,7 +120,7 @@ fn refuse(state: &CallbackState, outcome: PushOutcome) -> HttpResponse {
 
 /// Maps every record; counts the refused ones by reason.
 fn split(
-    records: &[serde_json::Value],
+    records: &[&serde_json::value::RawValue],
     grant: &super::tokens::TokenGrant,
     state: &CallbackState,
 ) -> (Vec<Message>, Vec<Refused>) {
