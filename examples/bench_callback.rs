@@ -188,7 +188,9 @@ async fn bare_producer(
         })
         .collect::<Vec<_>>()
     {
-        p.await.expect("not cancelled").expect("acknowledged (warm-up)");
+        p.await
+            .expect("not cancelled")
+            .expect("acknowledged (warm-up)");
     }
     let started = Instant::now();
     let mut tasks = Vec::new();

@@ -166,3 +166,18 @@ fn the_event_text_is_serde_jsons_own() {
         );
     }
 }
+
+/// A number too large for a double refuses its record, not the push around it.
+#[test]
+fn a_number_out_of_range_refuses_only_its_record() {
+    let body = br#"[{"campaignId":1e400,"vdnId":92,"callStatus":6,"callTimeStr":"2024-11-24 16:00:01","callId":"a"},
+        {"campaignId":"5","vdnId":92,"callStatus":6,"callTimeStr":"2024-11-24 16:00:01","callId":"b"}]"#;
+    let records = crate::callback::body::parse(body, 10).expect("a push");
+    let refused = map_record(records[0], &grant(), &shanghai()).expect_err("refused");
+    assert_eq!(refused.reason, Invalid::BadCampaignId);
+    assert_eq!(
+        String::from_utf8(refused.copy.payload).expect("utf8"),
+        r#"{"callId":"a","callStatus":6,"callTimeStr":"2024-11-24 16:00:01","campaignId":1e400,"vdnId":92}"#
+    );
+    assert!(map_record(records[1], &grant(), &shanghai()).is_ok());
+}
