@@ -24,15 +24,8 @@ use crate::fold::TimeZones;
 pub use crate::metrics::InvalidRecord as Invalid;
 
 /// The fields of a refused record that may travel to the dead-letter topic: none of them is
-/// personal data.
-pub const DEAD_LETTER_FIELDS: [&str; 6] = [
-    "campaignId",
-    "vdnId",
-    "callId",
-    "callTimeStr",
-    "callStatus",
-    "failCode",
-];
+/// personal data. (The first six the mapping reads; `sessionId` may hold a phone number.)
+pub const DEAD_LETTER_FIELDS: &[&str] = READ_FIELDS.split_at(6).0;
 
 /// A Kafka message to write: the event, or the redacted copy of a refused record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +41,7 @@ pub struct Refused {
     pub copy: Message,
 }
 
-/// The fields the mapping reads: the dead-letter ones, then `sessionId`.
+/// The fields the mapping reads: the ones a dead-letter copy may keep, then `sessionId`.
 const READ_FIELDS: [&str; 7] = [
     "campaignId",
     "vdnId",

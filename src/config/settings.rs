@@ -151,6 +151,12 @@ pub struct AuthSettings {
     #[arg(id = "auth.keys_poll", long = "keys-poll", env = "REALSTAT_KEYS_POLL", value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     #[serde(with = "duration")]
     pub keys_poll: Duration,
+    /// Host names or addresses the API answers to, repeatable; in the environment comma-separated; the port is ignored, IPv6 in brackets. A request whose Host is another: 401 (unset: any host).
+    #[arg(id = "auth.allowed_hosts", long = "allowed-host", env = "REALSTAT_ALLOWED_HOSTS", value_name = "STRING", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Peer whose X-Forwarded-For is believed (the balancer), repeatable; in the environment comma-separated.
+    #[arg(id = "auth.trusted_proxies", long = "trusted-proxy", env = "REALSTAT_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Failed authentications of one client (its address and the access key it names; the address alone for requests naming none) within lockout_window before it is locked (0: never).
     #[arg(id = "auth.lockout_threshold", long = "lockout-threshold", env = "REALSTAT_LOCKOUT_THRESHOLD", value_name = "INTEGER", default_value = "10")]
     pub lockout_threshold: u32,
@@ -162,12 +168,6 @@ pub struct AuthSettings {
     #[arg(id = "auth.lockout_duration", long = "lockout-duration", env = "REALSTAT_LOCKOUT_DURATION", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     #[serde(with = "duration")]
     pub lockout_duration: Duration,
-    /// Peer whose X-Forwarded-For is believed (the balancer), repeatable; in the environment comma-separated.
-    #[arg(id = "auth.trusted_proxies", long = "trusted-proxy", env = "REALSTAT_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpAddr>,
-    /// Host names or addresses the API answers to, repeatable; in the environment comma-separated; the port is ignored, IPv6 in brackets. A request whose Host is another: 401 (unset: any host).
-    #[arg(id = "auth.allowed_hosts", long = "allowed-host", env = "REALSTAT_ALLOWED_HOSTS", value_name = "STRING", value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
 }
 
 // Protections of the API listener against oversized and slow clients, and the state bounds.
