@@ -151,6 +151,8 @@ mod tests {
 
     const TS: &str = "2024-11-25T02:00:00Z";
     const HOST: &str = "10.22.26.181:28080";
+    /// The realstatistic path, spelled out: `auth` sits below `api`.
+    const PATH: &str = "/rest/cmsapp/v1/openapi/fromisales/realstatistic";
 
     /// The server accepts exactly what the signer produced, over the headers it says it signs.
     fn verifies(request: &Request<'_>, sent: &[(&str, &[u8])]) -> bool {
@@ -181,7 +183,7 @@ mod tests {
     #[test]
     fn json_posts_sign_length_type_and_host() {
         let body = br#"{"vdn":92,"taskId":"1"}"#;
-        let r = Request::post_json(HOST, crate::api::PATH, body);
+        let r = Request::post_json(HOST, PATH, body);
         let auth = authorization("ak", b"sk", TS, &r);
         assert!(auth.starts_with(&format!(
             "auth-v2/ak/{TS}/content-length;content-type;host/"
@@ -194,7 +196,7 @@ mod tests {
             TS,
             &ClientRequest {
                 method: "POST",
-                path: crate::api::PATH,
+                path: PATH,
                 raw_query: None,
                 headers: &[
                     ("host", HOST.as_bytes()),
