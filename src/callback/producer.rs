@@ -282,4 +282,57 @@ mod tests {
             .await
             .expect("stored by the new producer");
     }
+
+    /// A push that fails for want of a broker replaces the producer, once per
+    /// REPLACE_AT_MOST_EVERY however many pushes fail; with the broker back, pushes are stored.
+    #[tokio::test]
+    async fn a_push_refused_in_an_outage_replaces_the_producer_at_most_every_few_seconds() {
+        let kafka = crate::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+        kafka.create_topic("t", 1).expect("topic");
+        let writer = Writer::new(
+            kafka.bootstrap_servers(),
+            &[],
+            "t",
+            None,
+            Duration::from_secs(2),
+        )
+        .expect("writer");
+        let event = Message {
+            key: Some("1:92:1".into()),
+            payload: b"{}".to_vec(),
+        };
+        let current = || Arc::clone(&writer.producer.read().expect("lock"));
+        writer
+            .write(std::slice::from_ref(&event), &[])
+            .await
+            .expect("stored");
+        let first = current();
+        kafka.brokers_down().expect("down");
+        assert!(writer
+            .write(std::slice::from_ref(&event), &[])
+            .await
+            .is_err());
+        let second = current();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "replaced after the failed push"
+        );
+        assert!(writer
+            .write(std::slice::from_ref(&event), &[])
+            .await
+            .is_err());
+        assert!(
+            Arc::ptr_eq(&second, &current()),
+            "not again within the interval"
+        );
+        kafka.brokers_up().expect("up");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while writer
+            .write(std::slice::from_ref(&event), &[])
+            .await
+            .is_err()
+        {
+            assert!(std::time::Instant::now() < deadline, "never stored again");
+        }
+    }
 }
