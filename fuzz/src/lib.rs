@@ -838,30 +838,30 @@ pub fn callback_body(data: &[u8]) {
     for &raw in &records {
         let mapped = map_record(raw, &grant, &zone);
         assert_eq!(mapped, map_record(raw, &grant, &zone), "deterministic");
-        let record: serde_json::Value = serde_json::from_str(raw.get()).expect("a record is JSON");
-        // The personal fields change nothing: they cannot reach the event or the copy.
-        let mut scrubbed = record.clone();
-        if let Some(fields) = scrubbed.as_object_mut() {
-            for private in ["called", "recordPath", "customField"] {
-                fields.insert(
-                    private.to_owned(),
-                    serde_json::Value::String("PII\u{1}".into()),
-                );
+        // The personal fields change nothing: they cannot reach the event or the copy. The other
+        // fields keep their raw text (a copy holds them as sent; a float re-printed by serde_json
+        // need not read back the same).
+        let fields: Option<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>> =
+            serde_json::from_str(raw.get()).ok();
+        // The campaign id as the key must carry it: a string's text, or a number's digits.
+        let campaign = fields.as_ref().and_then(|f| f.get("campaignId")).map(|v| {
+            serde_json::from_str::<String>(v.get()).unwrap_or_else(|_| v.get().to_owned())
+        });
+        let scrubbed = match fields {
+            Some(mut fields) => {
+                for private in ["called", "recordPath", "customField"] {
+                    let pii = serde_json::value::to_raw_value("PII\u{1}").expect("JSON");
+                    fields.insert(private.to_owned(), pii);
+                }
+                serde_json::value::to_raw_value(&fields).expect("JSON")
             }
-        }
-        let scrubbed = serde_json::value::to_raw_value(&scrubbed).expect("JSON");
-        let remapped = map_record(&scrubbed, &grant, &zone);
-        // The event does not depend on how the record was written; a refused record's copy keeps
-        // its fields as sent, so it is compared as JSON.
-        match (&mapped, &remapped) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "independent of personal fields"),
-            (Err(a), Err(b)) => {
-                assert_eq!(a.reason, b.reason, "independent of personal fields");
-                let json = |m: &[u8]| serde_json::from_slice::<serde_json::Value>(m).expect("JSON");
-                assert_eq!(json(&a.copy.payload), json(&b.copy.payload));
-            }
-            other => panic!("personal fields changed the verdict: {other:?}"),
-        }
+            None => serde_json::value::RawValue::from_string(raw.get().to_owned()).expect("JSON"),
+        };
+        assert_eq!(
+            mapped,
+            map_record(&scrubbed, &grant, &zone),
+            "independent of personal fields"
+        );
         match mapped {
             Ok(message) => {
                 let event = decoder
@@ -874,9 +874,7 @@ pub fn callback_body(data: &[u8]) {
                     Some(format!(
                         "89:{}:{}",
                         event.task.vdn,
-                        record["campaignId"]
-                            .as_str()
-                            .map_or_else(|| record["campaignId"].to_string(), str::to_owned)
+                        campaign.expect("a mapped record has a campaign id")
                     ))
                 );
             }

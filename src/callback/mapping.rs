@@ -157,7 +157,8 @@ pub fn map_record(
 }
 
 /// The refusal, with a copy of the record's [`DEAD_LETTER_FIELDS`] as they were sent (keys in
-/// sorted order).
+/// sorted order); a number no double can hold (`1e400`) is kept as its text in a string, so that
+/// every copy parses wherever it is read.
 fn refused(reason: Invalid, fields: Option<&Fields<'_>>) -> Refused {
     let mut kept: Vec<(&str, &RawValue)> = DEAD_LETTER_FIELDS
         .iter()
@@ -172,7 +173,10 @@ fn refused(reason: Invalid, fields: Option<&Fields<'_>>) -> Refused {
         copy.push('"');
         copy.push_str(name);
         copy.push_str("\":");
-        copy.push_str(raw.get());
+        match serde_json::from_str::<serde_json::Value>(raw.get()) {
+            Ok(_) => copy.push_str(raw.get()),
+            Err(_) => push_json_str(&mut copy, raw.get()),
+        }
     }
     copy.push('}');
     Refused {

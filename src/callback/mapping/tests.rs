@@ -177,7 +177,7 @@ fn a_number_out_of_range_refuses_only_its_record() {
     assert_eq!(refused.reason, Invalid::BadCampaignId);
     assert_eq!(
         String::from_utf8(refused.copy.payload).expect("utf8"),
-        r#"{"callId":"a","callStatus":6,"callTimeStr":"2024-11-24 16:00:01","campaignId":1e400,"vdnId":92}"#
+        r#"{"callId":"a","callStatus":6,"callTimeStr":"2024-11-24 16:00:01","campaignId":"1e400","vdnId":92}"#
     );
     assert!(map_record(records[1], &grant(), &shanghai()).is_ok());
 }
