@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::tokens::TokenGrant;
 use crate::events::ids::{TASK_ID_MAX_DIGITS, VDN_MAX};
+use crate::events::push_json_string;
 use crate::fold::TimeZones;
 pub use crate::metrics::InvalidRecord as Invalid;
 
@@ -175,7 +176,7 @@ fn refused(reason: Invalid, fields: Option<&Fields<'_>>) -> Refused {
         copy.push_str("\":");
         match serde_json::from_str::<serde_json::Value>(raw.get()) {
             Ok(_) => copy.push_str(raw.get()),
-            Err(_) => push_json_str(&mut copy, raw.get()),
+            Err(_) => push_json_string(&mut copy, raw.get()),
         }
     }
     copy.push('}');
@@ -288,7 +289,7 @@ fn encode(
     // strings escaped by serde_json. The event decoder's tests read it back.
     let mut out = String::with_capacity(192 + task.len() + call_id.len());
     out.push_str(r#"{"callId":"#);
-    push_json_str(&mut out, call_id);
+    push_json_string(&mut out, call_id);
     out.push_str(r#","ccId":"#);
     out.push_str(&cc);
     out.push_str(r#","eventId":"cb-"#);
@@ -296,12 +297,12 @@ fn encode(
     out.push('"');
     if let Some(code) = fail_code {
         out.push_str(r#","failCode":"#);
-        push_json_str(&mut out, code);
+        push_json_string(&mut out, code);
     }
     out.push_str(r#","state":""#);
     out.push_str(state);
     out.push_str(r#"","taskId":"#);
-    push_json_str(&mut out, task);
+    push_json_string(&mut out, task);
     out.push_str(r#","ts":"#);
     out.push_str(&t);
     out.push_str(r#","type":"CALL","v":1,"vdn":"#);
@@ -311,12 +312,6 @@ fn encode(
         key: Some(format!("{cc_id}:{vdn}:{task}")),
         payload: out.into_bytes(),
     }
-}
-
-/// `text` as a JSON string literal, escaped by serde_json.
-fn push_json_str(out: &mut String, text: &str) {
-    // Serializing a &str into a String cannot fail; the fallback keeps it total all the same.
-    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned()));
 }
 
 /// The first 128 bits of the SHA-256 of the parts (each followed by a NUL), in hex.

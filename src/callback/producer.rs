@@ -238,23 +238,25 @@ fn enqueue(
 mod tests {
     use super::*;
 
-    /// A producer librdkafka declares fatally failed is replaced, so pushes are stored again.
-    #[tokio::test]
-    async fn a_fatally_failed_producer_is_replaced() {
-        let kafka = crate::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
+    use crate::dev::embedded::EmbeddedKafka;
+
+    /// A mock cluster with topic `t`, a writer to it with `deadline`, and one event to write.
+    fn writer_to_mock(deadline: Duration) -> (EmbeddedKafka, Writer, Message) {
+        let kafka = EmbeddedKafka::start().expect("mock cluster");
         kafka.create_topic("t", 1).expect("topic");
-        let writer = Writer::new(
-            kafka.bootstrap_servers(),
-            &[],
-            "t",
-            None,
-            Duration::from_secs(5),
-        )
-        .expect("writer");
+        let writer =
+            Writer::new(kafka.bootstrap_servers(), &[], "t", None, deadline).expect("writer");
         let event = Message {
             key: Some("1:92:1".into()),
             payload: b"{}".to_vec(),
         };
+        (kafka, writer, event)
+    }
+
+    /// A producer librdkafka declares fatally failed is replaced, so pushes are stored again.
+    #[tokio::test]
+    async fn a_fatally_failed_producer_is_replaced() {
+        let (_kafka, writer, event) = writer_to_mock(Duration::from_secs(5));
         writer
             .write(std::slice::from_ref(&event), &[])
             .await
@@ -287,20 +289,7 @@ mod tests {
     /// REPLACE_AT_MOST_EVERY however many pushes fail; with the broker back, pushes are stored.
     #[tokio::test]
     async fn a_push_refused_in_an_outage_replaces_the_producer_at_most_every_few_seconds() {
-        let kafka = crate::dev::embedded::EmbeddedKafka::start().expect("mock cluster");
-        kafka.create_topic("t", 1).expect("topic");
-        let writer = Writer::new(
-            kafka.bootstrap_servers(),
-            &[],
-            "t",
-            None,
-            Duration::from_secs(2),
-        )
-        .expect("writer");
-        let event = Message {
-            key: Some("1:92:1".into()),
-            payload: b"{}".to_vec(),
-        };
+        let (kafka, writer, event) = writer_to_mock(Duration::from_secs(2));
         let current = || Arc::clone(&writer.producer.read().expect("lock"));
         writer
             .write(std::slice::from_ref(&event), &[])

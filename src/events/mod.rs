@@ -9,8 +9,6 @@ mod tenants;
 
 pub use tenants::TenantFilter;
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use ids::{IdToken, StrToken, TaskKey, CC_ID_MAX, VDN_MAX};
@@ -426,8 +424,21 @@ pub fn encode_task(task: &TaskKey, planned: u64, ts: i64) -> String {
     )
 }
 
-fn json_string(s: &str) -> Cow<'static, str> {
-    Cow::Owned(serde_json::Value::String(s.to_owned()).to_string())
+/// `s` as a JSON string literal, escaped by serde_json (the encoders here and the callback's).
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out` as a JSON string literal, escaped by serde_json.
+pub fn push_json_string(out: &mut String, s: &str) {
+    // Serializing a str cannot fail (no map keys, no custom Serialize); the empty string keeps
+    // this total all the same.
+    match serde_json::to_string(s) {
+        Ok(text) => out.push_str(&text),
+        Err(_) => out.push_str("\"\""),
+    }
 }
 
 #[cfg(test)]
