@@ -846,7 +846,7 @@ pub fn callback_body(data: &[u8]) {
         // need not read back the same).
         let fields: Option<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>> =
             serde_json::from_str(raw.get()).ok();
-        // The campaign id as the key must carry it: a string's text, or a number's digits.
+        // The campaign id the key must carry: a string's text, or a number's digits.
         let campaign = fields.as_ref().and_then(|f| f.get("campaignId")).map(|v| {
             serde_json::from_str::<String>(v.get()).unwrap_or_else(|_| v.get().to_owned())
         });
@@ -872,14 +872,10 @@ pub fn callback_body(data: &[u8]) {
                     .expect("a written event is valid");
                 assert_eq!(event.task.cc_id, 89);
                 assert!(grant.vdns.contains(event.task.vdn));
-                assert_eq!(
-                    message.key,
-                    Some(format!(
-                        "89:{}:{}",
-                        event.task.vdn,
-                        campaign.expect("a mapped record has a campaign id")
-                    ))
-                );
+                // Keyed by the task as the fold knows it: the campaign id's value.
+                assert_eq!(message.key, Some(event.task.to_string()));
+                let campaign = campaign.expect("a mapped record has a campaign id");
+                assert_eq!(campaign.parse::<u128>().ok(), Some(event.task.task_id));
             }
             Err(refused) => {
                 let copy: serde_json::Value =

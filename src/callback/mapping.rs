@@ -19,7 +19,7 @@ use serde_json::Number;
 use sha2::{Digest, Sha256};
 
 use super::tokens::TokenGrant;
-use crate::events::ids::{TASK_ID_MAX_DIGITS, VDN_MAX};
+use crate::events::ids::{TaskKey, TASK_ID_MAX_DIGITS, VDN_MAX};
 use crate::events::push_json_string;
 use crate::fold::TimeZones;
 pub use crate::metrics::InvalidRecord as Invalid;
@@ -309,8 +309,24 @@ fn encode(
     out.push_str(&v);
     out.push('}');
     Message {
-        key: Some(format!("{cc_id}:{vdn}:{task}")),
+        key: Some(message_key(cc_id, vdn, task)),
         payload: out.into_bytes(),
+    }
+}
+
+/// The Kafka key of the task's events, `{ccId}:{vdn}:{taskId}` with the task id's value (as
+/// [`TaskKey`] writes it), so that a campaign id sent as `0012` lands in the partition of task 12
+/// like every other producer's events of that task.
+fn message_key(cc_id: u16, vdn: u16, task_digits: &str) -> String {
+    match task_digits.parse::<u128>() {
+        Ok(task_id) => TaskKey {
+            cc_id,
+            vdn,
+            task_id,
+        }
+        .to_string(),
+        // Unreachable: the caller checked 1 to 30 digits, and 10^30 fits a u128.
+        Err(_) => format!("{cc_id}:{vdn}:{task_digits}"),
     }
 }
 

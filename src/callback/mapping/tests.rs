@@ -181,3 +181,14 @@ fn a_number_out_of_range_refuses_only_its_record() {
     );
     assert!(map_record(records[1], &grant(), &shanghai()).is_ok());
 }
+
+/// A campaign id with leading zeros is keyed by its value, like every producer's events of that
+/// task, so they share a partition; the event names the same task.
+#[test]
+fn a_campaign_id_with_leading_zeros_is_keyed_by_its_value() {
+    let json = r#"{"campaignId":"0012","vdnId":92,"callStatus":6,"callTimeStr":"2024-11-24 16:00:01","callId":"c"}"#;
+    let m = map_record(&record(json), &grant(), &shanghai()).expect("valid");
+    assert_eq!(m.key.as_deref(), Some("89:92:12"));
+    let event = Decoder::new(1).decode(&m.payload).expect("decodes");
+    assert_eq!(event.task.to_string(), "89:92:12");
+}
