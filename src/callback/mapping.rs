@@ -53,21 +53,29 @@ const READ_FIELDS: [&str; 7] = [
     "sessionId",
 ];
 
+/// A field the mapping reads: its position in [`READ_FIELDS`].
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    CampaignId,
+    VdnId,
+    CallId,
+    CallTimeStr,
+    CallStatus,
+    FailCode,
+    SessionId,
+}
+
 /// A record's fields the mapping reads, as their raw JSON text (a later duplicate key replaces an
 /// earlier one). Every other field, the customer's number among them, is skipped unread: no
 /// copy of it is ever made.
 struct Fields<'a>([Option<&'a RawValue>; READ_FIELDS.len()]);
 
 impl<'a> Fields<'a> {
-    /// A field's raw text, `null` included.
-    fn raw(&self, name: &str) -> Option<&'a RawValue> {
-        let i = READ_FIELDS.iter().position(|&n| n == name)?;
-        self.0[i]
-    }
-
     /// A field as the mapping reads it: absent and `null` alike are `None`.
-    fn get(&self, name: &str) -> Option<Scalar> {
-        self.raw(name).filter(|r| r.get() != "null").map(Scalar::of)
+    fn get(&self, field: Field) -> Option<Scalar> {
+        self.0[field as usize]
+            .filter(|r| r.get() != "null")
+            .map(Scalar::of)
     }
 }
 
@@ -161,9 +169,11 @@ pub fn map_record(
 /// sorted order); a number no double can hold (`1e400`) is kept as its text in a string, so that
 /// every copy parses wherever it is read.
 fn refused(reason: Invalid, fields: Option<&Fields<'_>>) -> Refused {
+    // The dead-letter fields are the first of the read ones, `null` included.
     let mut kept: Vec<(&str, &RawValue)> = DEAD_LETTER_FIELDS
         .iter()
-        .filter_map(|&name| Some((name, fields?.raw(name)?)))
+        .enumerate()
+        .filter_map(|(i, &name)| Some((name, fields?.0[i]?)))
         .collect();
     kept.sort_unstable_by_key(|&(name, _)| name);
     let mut copy = String::from("{");
@@ -194,30 +204,30 @@ fn event_of(
     grant: &TokenGrant,
     zones: &TimeZones,
 ) -> Result<Message, Invalid> {
-    let field = |name: &str| fields.get(name);
-    let task = text(field("campaignId"))
+    let field = |f: Field| fields.get(f);
+    let task = text(field(Field::CampaignId))
         .flatten()
         .filter(|t| (1..=TASK_ID_MAX_DIGITS).contains(&t.len()) && all_digits(t))
         .ok_or(Invalid::BadCampaignId)?;
-    let vdn = integer(field("vdnId"))
+    let vdn = integer(field(Field::VdnId))
         .filter(|v| (1..=VDN_MAX as u64).contains(v))
         .and_then(|v| u16::try_from(v).ok())
         .ok_or(Invalid::BadVdn)?;
     if !grant.vdns.contains(vdn) {
         return Err(Invalid::VdnNotAllowed);
     }
-    let state = match integer(field("callStatus")) {
+    let state = match integer(field(Field::CallStatus)) {
         Some(5) => "FAILED",
         Some(6) => "FINISHED",
         _ => return Err(Invalid::BadCallStatus),
     };
-    let time_text = text(field("callTimeStr"))
+    let time_text = text(field(Field::CallTimeStr))
         .flatten()
         .ok_or(Invalid::BadCallTime)?;
     let ts = local_millis(&time_text, zones.of(grant.cc_id, vdn).time_zone())
         .ok_or(Invalid::BadCallTime)?;
     let fail_code = match state {
-        "FAILED" => text(field("failCode"))
+        "FAILED" => text(field(Field::FailCode))
             .ok_or(Invalid::BadFailCode)?
             .filter(|c| !c.is_empty()),
         _ => None,
@@ -225,7 +235,7 @@ fn event_of(
     if fail_code.as_ref().is_some_and(|c| c.chars().count() > 16) {
         return Err(Invalid::BadFailCode);
     }
-    let call_id = call_identity(field("callId"), field("sessionId"), &time_text)?;
+    let call_id = call_identity(field(Field::CallId), field(Field::SessionId), &time_text)?;
     Ok(encode(
         grant.cc_id,
         vdn,

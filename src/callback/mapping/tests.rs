@@ -192,3 +192,20 @@ fn a_campaign_id_with_leading_zeros_is_keyed_by_its_value() {
     let event = Decoder::new(1).decode(&m.payload).expect("decodes");
     assert_eq!(event.task.to_string(), "89:92:12");
 }
+
+#[test]
+fn each_field_names_its_place_in_the_read_fields() {
+    let places = [
+        (Field::CampaignId, "campaignId"),
+        (Field::VdnId, "vdnId"),
+        (Field::CallId, "callId"),
+        (Field::CallTimeStr, "callTimeStr"),
+        (Field::CallStatus, "callStatus"),
+        (Field::FailCode, "failCode"),
+        (Field::SessionId, "sessionId"),
+    ];
+    assert_eq!(places.len(), READ_FIELDS.len());
+    for (field, name) in places {
+        assert_eq!(READ_FIELDS[field as usize], name);
+    }
+}
