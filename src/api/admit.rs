@@ -327,23 +327,13 @@ fn client_address(req: &HttpRequest, state: &ApiState) -> Option<IpAddr> {
             );
         }
     }
-    let mut lines = req.headers().get_all("x-forwarded-for");
-    // Every line, in order: together they are one list (see `client_ip`). Almost always there
-    // is none, or one: no list to build then.
-    match (lines.next(), lines.next()) {
-        (None, _) => auth::client_ip(peer, &[], &state.trusted_proxies),
-        (Some(one), None) => {
-            auth::client_ip(peer, &[one.to_str().unwrap_or("")], &state.trusted_proxies)
-        }
-        (Some(first), Some(second)) => {
-            let forwarded: Vec<&str> = [first, second]
-                .into_iter()
-                .chain(lines)
-                .map(|v| v.to_str().unwrap_or(""))
-                .collect();
-            auth::client_ip(peer, &forwarded, &state.trusted_proxies)
-        }
-    }
+    // Every line, in order: together they are one list (see `client_ip`).
+    let lines = req.headers().get_all("x-forwarded-for");
+    auth::client_ip_of(
+        peer,
+        lines.map(|v| v.to_str().unwrap_or("")),
+        &state.trusted_proxies,
+    )
 }
 
 /// Adapts the request to the C2 verifier: header values as received, path and query as sent.

@@ -232,6 +232,24 @@ pub fn client_ip(
     Some(chosen)
 }
 
+/// [`client_ip`] over the `X-Forwarded-For` lines as the HTTP layer yields them (an unreadable
+/// line as `""`). Almost always there is none, or one: no list is built then.
+pub fn client_ip_of<'a>(
+    peer: Option<IpAddr>,
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let mut lines = forwarded_for.into_iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => client_ip(peer, &[], trusted),
+        (Some(one), None) => client_ip(peer, &[one], trusted),
+        (Some(first), Some(second)) => {
+            let all: Vec<&str> = [first, second].into_iter().chain(lines).collect();
+            client_ip(peer, &all, trusted)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ pub use hosts::{AllowedHosts, HostError};
 pub use keys::{
     spawn_reloader, KeyEntry, KeyProblem, KeySet, Keys, KeysError, Scope, Secret, MAX_VDN,
 };
-pub use lockout::{client_ip, Lockout, LockoutPolicy};
+pub use lockout::{client_ip, client_ip_of, Lockout, LockoutPolicy};
 
 /// The whole server-side check, from the raw Authorization header to the key that signed it.
 ///

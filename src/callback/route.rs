@@ -203,10 +203,10 @@ async fn read_body(
 
 /// The address the lockout counts: the peer, or what a trusted proxy says it is.
 fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
-    let lines: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .map(|v| v.to_str().unwrap_or(""))
-        .collect();
-    crate::auth::client_ip(req.peer_addr().map(|a| a.ip()), &lines, trusted)
+    let lines = req.headers().get_all("x-forwarded-for");
+    crate::auth::client_ip_of(
+        req.peer_addr().map(|a| a.ip()),
+        lines.map(|v| v.to_str().unwrap_or("")),
+        trusted,
+    )
 }
