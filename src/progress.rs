@@ -54,6 +54,11 @@ impl Readiness {
         self.confirmed_ms.fetch_max(at_ms, Ordering::AcqRel);
     }
 
+    /// Whether the view is already confirmed as of `at_ms` or later.
+    pub fn is_confirmed_at(&self, at_ms: i64) -> bool {
+        self.confirmed_ms.load(Ordering::Acquire) >= at_ms
+    }
+
     /// Milliseconds since the last [`Readiness::confirm_view`], at `now_ms`.
     pub fn view_age_ms(&self, now_ms: i64) -> i64 {
         now_ms

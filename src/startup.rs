@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::admin::AdminState;
 use crate::api::stream::StreamLimits;
 use crate::api::ApiState;
-use crate::auth::{AllowedHosts, KeySet, Keys, Lockout, LockoutPolicy};
+use crate::auth::{KeySet, Keys, Lockout, LockoutPolicy};
 use crate::config::Settings;
 use crate::fold::Store;
 use crate::ingest::{Ingest, IngestConfig};
@@ -60,6 +60,8 @@ pub enum StartupError {
     /// so that the orchestrator restarts it.
     #[error("{} ended unexpectedly: {}", .0.part, .0.cause)]
     PartFailed(crate::shutdown::Failure),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 pub struct Application {
@@ -124,12 +126,23 @@ impl Application {
             None => Positions::new(),
         };
         let callback = open_callback(&settings, &source, &metrics)?;
+        let keys = Keys::new(source.keys);
+        metrics.keys_in_force(keys.len());
+        let api_state = api_state(
+            &settings,
+            &store,
+            &keys,
+            &metrics,
+            &readiness,
+            changes.clone(),
+            shutdown.clone(),
+        )?;
         let ingest = Ingest::start(
             ingest_config(&settings, source.brokers),
             store.clone(),
             metrics.clone(),
             readiness.clone(),
-            changes.clone(),
+            changes,
             start,
             &shutdown,
         )?;
@@ -139,17 +152,6 @@ impl Application {
             })
             .transpose()?;
 
-        let keys = Keys::new(source.keys);
-        metrics.keys_in_force(keys.len());
-        let api_state = api_state(
-            &settings,
-            &store,
-            &keys,
-            &metrics,
-            &readiness,
-            changes,
-            shutdown.clone(),
-        );
         let admin_state = AdminState {
             store: store.clone(),
             metrics: metrics.clone(),
@@ -435,9 +437,9 @@ fn api_state(
     readiness: &Arc<Readiness>,
     changes: Arc<Changes>,
     shutdown: Shutdown,
-) -> ApiState {
+) -> Result<ApiState, StartupError> {
     let auth = &settings.auth;
-    ApiState {
+    Ok(ApiState {
         store: store.clone(),
         keys: keys.clone(),
         metrics: metrics.clone(),
@@ -451,8 +453,9 @@ fn api_state(
             max_tracked: 100_000,
         })),
         trusted_proxies: auth.trusted_proxies.clone().into(),
-        // Checked in `Settings::validate`: an entry that does not parse never gets here.
-        allowed_hosts: Arc::new(AllowedHosts::parse(&auth.allowed_hosts).unwrap_or_default()),
+        // Refused here too, not only by `Settings::validate`: an empty list allows every host,
+        // so an entry that does not parse must never quietly become one.
+        allowed_hosts: Arc::new(settings.allowed_hosts()?),
         limits: settings.http_limits(),
         tenants: settings.tenant_filter(),
         changes,
@@ -462,5 +465,37 @@ fn api_state(
             settings.streams.max_per_key,
             metrics.clone(),
         )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `auth.allowed_hosts` is checked by `Settings::validate`, but a build from settings that
+    /// skipped it must not turn an entry it cannot read into "every host".
+    #[test]
+    fn an_unreadable_allowed_host_stops_the_build_rather_than_allowing_all() {
+        let mut settings = Settings::default();
+        let store = Arc::new(Store::new(settings.calendar(), settings.fold_policy()));
+        let metrics = Arc::new(Metrics::new());
+        let build = |settings: &Settings| {
+            api_state(
+                settings,
+                &store,
+                &Keys::new(KeySet::default()),
+                &metrics,
+                &Arc::new(Readiness::default()),
+                Arc::new(Changes::default()),
+                Shutdown::new(),
+            )
+        };
+        settings.auth.allowed_hosts = vec!["http://realstat.example".into()];
+        let err = build(&settings).err().expect("refused").to_string();
+        assert!(err.contains("auth.allowed_hosts"), "{err}");
+
+        settings.auth.allowed_hosts = vec!["realstat.example:8080".into()];
+        let built = build(&settings).expect("a readable list builds");
+        assert!(!built.allowed_hosts.allows(Some(b"evil.example")));
     }
 }

@@ -221,5 +221,5 @@ impl Params for TaskKey {
 
 /// The local day of the wall clock in a tenant's zone: what "today" means for a request.
 pub(crate) fn today(store: &Store, cc_id: u16, vdn: u16) -> crate::fold::Day {
-    store.zones().of(cc_id, vdn).day_of(crate::clock::now_ms())
+    store.today_in(cc_id, vdn, crate::clock::now_ms())
 }

@@ -197,7 +197,9 @@ fn is_private(ip: IpAddr) -> bool {
 /// The access key an `Authorization` value names (`auth-v2/{ak}/...`), whether or not the rest
 /// of it is well formed: what the lockout counts a failure against. `None`: no key named.
 pub fn access_key_named(authorization: &str) -> Option<&str> {
-    let rest = authorization.strip_prefix("auth-v2/")?;
+    let rest = authorization
+        .strip_prefix(super::c2::SCHEME)?
+        .strip_prefix('/')?;
     let ak = rest.split('/').next().unwrap_or("");
     (!ak.is_empty()).then_some(ak)
 }

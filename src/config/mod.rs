@@ -137,8 +137,7 @@ impl Settings {
                 "required when Kafka brokers are configured (only the embedded demo has a built-in key)",
             ));
         }
-        crate::auth::AllowedHosts::parse(&self.auth.allowed_hosts)
-            .map_err(|e| invalid("auth.allowed_hosts", e.to_string()))?;
+        self.allowed_hosts()?;
         if self.limits.max_header_bytes < 1024 {
             return Err(invalid("limits.max_header_bytes", "must be at least 1024"));
         }
@@ -160,6 +159,12 @@ impl Settings {
             ));
         }
         self.callback.validate(self.kafka.brokers.is_none())
+    }
+
+    /// The names the API answers to (`auth.allowed_hosts`; empty: any).
+    pub fn allowed_hosts(&self) -> Result<crate::auth::AllowedHosts, ConfigError> {
+        crate::auth::AllowedHosts::parse(&self.auth.allowed_hosts)
+            .map_err(|e| invalid("auth.allowed_hosts", e.to_string()))
     }
 
     pub fn calendar(&self) -> Calendar {

@@ -89,10 +89,8 @@ impl Calendar {
     pub fn parse_date(text: &str) -> Option<Day> {
         let b = text.as_bytes();
         let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) {
-            return None;
-        }
-        if !digits(8..10) {
+        let shape = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+        if !shape || !digits(0..4) || !digits(5..7) || !digits(8..10) {
             return None;
         }
         let date: jiff::civil::Date = text.parse().ok()?;

@@ -58,12 +58,17 @@ impl ClosedDay {
             CallState::Connected | CallState::Finished => h.succ += 1,
             CallState::Failed => {
                 h.fail += 1;
-                match self.causes.binary_search_by_key(&call.fail_code, |c| c.0) {
-                    Ok(i) => self.causes[i].1 += 1,
-                    Err(i) => self.causes.insert(i, (call.fail_code, 1)),
-                }
+                self.add_cause(call.fail_code, 1);
             }
             CallState::Queued | CallState::Dialing => {}
+        }
+    }
+
+    /// Counts `n` more failed calls of cause `id`, keeping the causes ascending by id.
+    pub fn add_cause(&mut self, id: FailCodeId, n: u32) {
+        match self.causes.binary_search_by_key(&id, |c| c.0) {
+            Ok(i) => self.causes[i].1 += n,
+            Err(i) => self.causes.insert(i, (id, n)),
         }
     }
 

@@ -488,14 +488,10 @@ impl Store {
         self.zones.of_task(task)
     }
 
-    pub fn zones(&self) -> &TimeZones {
-        &self.zones
-    }
-
-    /// A task's "today" at wall-clock instant `now_ms`: tenants in different zones may be on
+    /// A tenant's "today" at wall-clock instant `now_ms`: tenants in different zones may be on
     /// different dates at the same instant.
-    pub fn today_of(&self, task: &TaskKey, now_ms: i64) -> Day {
-        self.calendar_of(task).day_of(now_ms)
+    pub fn today_in(&self, cc_id: u16, vdn: u16, now_ms: i64) -> Day {
+        self.zones.of(cc_id, vdn).day_of(now_ms)
     }
 
     pub fn policy(&self) -> FoldPolicy {

@@ -247,12 +247,12 @@ mod store_tests {
         let s = zoned_store();
         // 02:00Z: 10:00 on the 24th in Shanghai, 21:00 on the 23rd in New York.
         let now = ms("2024-11-24T02:00:00Z");
-        assert_eq!(s.today_of(&SH, now), day("2024-11-24"));
-        assert_eq!(s.today_of(&NY, now), day("2024-11-23"));
+        assert_eq!(s.today_in(SH.cc_id, SH.vdn, now), day("2024-11-24"));
+        assert_eq!(s.today_in(NY.cc_id, NY.vdn, now), day("2024-11-23"));
         s.apply(&call(NY, "x", Queued, now), FAR_FUTURE);
         s.apply(&call(SH, "x", Queued, now), FAR_FUTURE);
-        assert_eq!(s.stats(&NY, s.today_of(&NY, now)).total, 1);
-        assert_eq!(s.stats(&SH, s.today_of(&SH, now)).total, 1);
+        assert_eq!(s.stats(&NY, s.today_in(NY.cc_id, NY.vdn, now)).total, 1);
+        assert_eq!(s.stats(&SH, s.today_in(SH.cc_id, SH.vdn, now)).total, 1);
         assert_eq!(s.stats(&NY, day("2024-11-24")).total, 0);
     }
 }

@@ -252,14 +252,10 @@ impl Worker {
     /// A stored position outside the log is found by the first fetch (`resets`).
     fn read_start_offsets(&mut self, partitions: &[Partition]) {
         for &p in partitions {
-            match self
-                .consumer
-                .fetch_watermarks(&self.config.topic, p.0, METADATA_TIMEOUT)
-            {
-                Ok(watermarks) => {
+            match self.bounds_of(p) {
+                Ok(bounds) => {
                     // The series exists from the start, at 0, so an alert sees its first rise.
                     self.metrics.events_lost(p.0, 0);
-                    let bounds = Bounds::from_watermarks(watermarks);
                     super::lock(&self.ends).insert(p, bounds);
                     let target = match self.positions.get(&p) {
                         Some(&pos) if pos > bounds.end => CatchUp::Settle(Instant::now() + SETTLE),
@@ -275,6 +271,13 @@ impl Worker {
             }
         }
         self.publish();
+    }
+
+    /// A partition's log as the broker reports it now.
+    fn bounds_of(&self, p: Partition) -> rdkafka::error::KafkaResult<Bounds> {
+        self.consumer
+            .fetch_watermarks(&self.config.topic, p.0, METADATA_TIMEOUT)
+            .map(Bounds::from_watermarks)
     }
 
     /// Decodes and folds one batch, noting each partition's next offset as it goes. Timed for
@@ -389,18 +392,15 @@ impl Worker {
     /// count and log what was lost, and send the consumer where to go on (see `resets`).
     fn on_out_of_range(&mut self) {
         self.reset_pending = true;
-        let topic = self.config.topic.clone();
-        let Ok(partitions) = kafka::partitions(&self.consumer, &topic, METADATA_TIMEOUT) else {
+        let partitions = kafka::partitions(&self.consumer, &self.config.topic, METADATA_TIMEOUT);
+        let Ok(partitions) = partitions else {
             self.metrics.consumer_error(ConsumerError::Metadata);
             return; // asked again on the next idle poll
         };
         let mut bounds = BTreeMap::new();
         for &p in &partitions {
-            match self
-                .consumer
-                .fetch_watermarks(&topic, p.0, METADATA_TIMEOUT)
-            {
-                Ok(w) => bounds.insert(p, Bounds::from_watermarks(w)),
+            match self.bounds_of(p) {
+                Ok(b) => bounds.insert(p, b),
                 Err(_) => {
                     self.metrics.consumer_error(ConsumerError::Watermarks);
                     return;
@@ -475,9 +475,11 @@ impl Worker {
 
     /// Confirms the view once every partition's position (the worker's, or the consumer's
     /// `seen` on an idle poll, past any transaction marker) has reached the ends last read.
+    /// Runs after every batch: once the ends of one reading are reached, the next batches skip
+    /// the walk over the partitions until the end-offsets thread reads the ends again.
     fn confirm_view(&self, seen: &[(Partition, Offset)]) {
         let at = self.ends_read_at.load(Ordering::Acquire);
-        if at <= 0 {
+        if at <= 0 || self.readiness.is_confirmed_at(at) {
             return;
         }
         let ends = super::lock(&self.ends);

@@ -382,7 +382,13 @@ fn restore_history(
                 h.succ = u32_of(r.varint()?)?;
                 h.fail = u32_of(r.varint()?)?;
             }
-            let mut causes: Vec<(FailCodeId, u32)> = Vec::new();
+            let mut closed = ClosedDay {
+                day,
+                by_state,
+                plan,
+                hours,
+                causes: Vec::new(),
+            };
             for _ in 0..r.varint()? {
                 let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Body("cause"))?;
                 let text =
@@ -393,19 +399,9 @@ fn restore_history(
                 } else {
                     store.fail_codes().intern(text)
                 };
-                let n = u32_of(r.varint()?)?;
-                match causes.binary_search_by_key(&id, |c| c.0) {
-                    Ok(i) => causes[i].1 += n,
-                    Err(i) => causes.insert(i, (id, n)),
-                }
+                closed.add_cause(id, u32_of(r.varint()?)?);
             }
-            history.push(ClosedDay {
-                day,
-                by_state,
-                plan,
-                hours,
-                causes,
-            });
+            history.push(closed);
         }
         store.restore_history(key, history);
     }
